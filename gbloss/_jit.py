@@ -1,0 +1,80 @@
+"""All Numba policy of gbloss, in one place.
+
+* ``cache=True`` so a second process loads machine code instead of compiling (first call with
+  ``parallel=True`` costs about 1 s per dtype otherwise). When no writable cache location exists
+  (read-only install, unwritable HOME, no ``NUMBA_CACHE_DIR``), Numba refuses ``cache=True`` at
+  decoration time; we then compile without caching rather than failing ``import gbloss``.
+* ``error_model="numpy"``: division by zero gives inf/nan like NumPy instead of raising, and
+  spares the zero checks in the hot loops (the kernels never divide by zero by construction).
+* No ``fastmath``: the stable formulas rely on IEEE semantics (inf, exact zeros, no reassociation).
+* Parallel loops and scalar functions are separate dispatchers (numba #6845: a parallel and a
+  serial jit of one Python function share a cache entry).
+* Threads: :func:`thread_limit` sets Numba's thread count for one call and restores it in
+  ``finally``; ``numba.set_num_threads`` is per calling thread, so concurrent callers (Dask
+  worker threads) do not disturb each other.
+"""
+
+import contextlib
+import os
+
+import numba
+
+_OPTIONS = {"error_model": "numpy", "nogil": True}
+
+
+def _jit(fn, **options):
+    try:
+        return numba.njit(cache=True, **_OPTIONS, **options)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(cache=False, **_OPTIONS, **options)(fn)
+
+
+def scalar(fn):
+    """Compile a per-element function of (label, raw score, parameters).
+
+    The undecorated source stays available as ``fn.py_func`` so that the GPU module can compile
+    the very same function as a CUDA device function.
+    """
+    return _jit(fn)
+
+
+def kernel(fn):
+    """Compile a row loop that uses ``numba.prange``."""
+    return _jit(fn, parallel=True)
+
+
+#: Below this many output elements the kernels run on one thread: starting the pool costs more
+#: than it saves (measured in benchmarks/bench_kernels.py).
+SERIAL_BELOW = 20_000
+
+
+def default_threads(n_elements):
+    """Thread count used when the caller does not give one.
+
+    ``GBLOSS_NUM_THREADS`` overrides; otherwise all of Numba's threads for large inputs and one
+    for small ones.
+    """
+    env = os.environ.get("GBLOSS_NUM_THREADS")
+    if env:
+        return max(1, min(int(env), numba.config.NUMBA_NUM_THREADS))
+    if n_elements < SERIAL_BELOW:
+        return 1
+    return numba.config.NUMBA_NUM_THREADS
+
+
+@contextlib.contextmanager
+def thread_limit(n_threads):
+    """Run the enclosed kernels with ``n_threads`` Numba threads, restoring the old count."""
+    if n_threads is None:
+        yield
+        return
+    n = int(n_threads)
+    if n < 1:
+        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    n = min(n, numba.config.NUMBA_NUM_THREADS)
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
