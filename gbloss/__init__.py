@@ -1,6 +1,7 @@
 """gbloss: class-imbalance losses (focal, asymmetric, logit-adjusted, class-balanced) as
 verified, Numba-compiled training objectives for XGBoost and LightGBM."""
 
+from . import calibration
 from .losses import (
     AsymmetricLoss,
     CrossEntropyLoss,
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsymmetricLoss",
+    "calibration",
     "CrossEntropyLoss",
     "FocalLoss",
     "LogitAdjustedLoss",

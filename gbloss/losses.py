@@ -174,9 +174,9 @@ class Loss:
     def loss(self, y, raw, sample_weight=None, *, n_threads=None, check_input=True):
         """Per-sample loss values, shape (n,) (summed over labels for multi-label), times the
         sample weight when one is given."""
-        task, y, raw, weight = self._inputs(y, raw, sample_weight, check_input)
-        out = np.empty(raw.shape[0], dtype=np.float64)
-        with thread_limit(n_threads or default_threads(raw.size)):
+        with thread_limit(n_threads or default_threads(np.size(raw))):
+            task, y, raw, weight = self._inputs(y, raw, sample_weight, check_input)
+            out = np.empty(raw.shape[0], dtype=np.float64)
             if task == MULTICLASS:
                 offset, alpha, gamma = self._softmax_setup(raw.shape[1], y)
                 K.softmax_loss(y, raw, weight, offset, alpha, gamma, out)
@@ -194,10 +194,10 @@ class Loss:
         math runs in float64). Sample weights multiply both inside the kernel. ``out`` takes a
         ``(grad, hess)`` pair of preallocated arrays, filled in place and returned.
         """
-        task, y, raw, weight = self._inputs(y, raw, sample_weight, check_input)
-        grad, hess = _output_buffers(raw, out)
-        mode = _HESSIAN_MODES[self.hessian]
-        with thread_limit(n_threads or default_threads(raw.size)):
+        with thread_limit(n_threads or default_threads(np.size(raw))):
+            task, y, raw, weight = self._inputs(y, raw, sample_weight, check_input)
+            grad, hess = _output_buffers(raw, out)
+            mode = _HESSIAN_MODES[self.hessian]
             if task == MULTICLASS:
                 offset, alpha, gamma = self._softmax_setup(raw.shape[1], y)
                 K.softmax_gradient_hessian(y, raw, weight, offset, alpha, gamma, mode, grad, hess)
@@ -273,7 +273,7 @@ class Loss:
             return -_START_BOUND
         if mass[1] <= 0:
             return _START_BOUND
-        s = self._sigmoid_setup(n_out, None)
+        s = self._sigmoid_setup(n_out, y)
         args = (s.offset[k:k + 1], s.a_pos[k:k + 1], s.a_neg[k:k + 1], s.gamma_pos,
                 s.gamma_neg, s.margin)
         labels = np.array([[1.0], [0.0]])
@@ -283,9 +283,9 @@ class Loss:
             K.sigmoid_loss(labels, np.full((2, 1), b), mass, *args, out)
             return out.sum()
 
-        def slope(b):
+        def slope(b):  # the loss's own derivative, also for the detached ASL gradient
             g, h = np.empty((2, 1)), np.empty((2, 1))
-            K.sigmoid_gradient_hessian(labels, np.full((2, 1), b), mass, *args, s.detached,
+            K.sigmoid_gradient_hessian(labels, np.full((2, 1), b), mass, *args, False,
                                        K.HESS_EXACT, g, h)
             return g.sum()
 
