@@ -174,7 +174,7 @@ class Loss:
     def loss(self, y, raw, sample_weight=None, *, n_threads=None, check_input=True):
         """Per-sample loss values, shape (n,) (summed over labels for multi-label), times the
         sample weight when one is given."""
-        with thread_limit(n_threads or default_threads(np.size(raw))):
+        with thread_limit(default_threads(np.size(raw)) if n_threads is None else n_threads):
             task, y, raw, weight = self._inputs(y, raw, sample_weight, check_input)
             out = np.empty(raw.shape[0], dtype=np.float64)
             if task == MULTICLASS:
@@ -194,7 +194,7 @@ class Loss:
         math runs in float64). Sample weights multiply both inside the kernel. ``out`` takes a
         ``(grad, hess)`` pair of preallocated arrays, filled in place and returned.
         """
-        with thread_limit(n_threads or default_threads(np.size(raw))):
+        with thread_limit(default_threads(np.size(raw)) if n_threads is None else n_threads):
             task, y, raw, weight = self._inputs(y, raw, sample_weight, check_input)
             grad, hess = _output_buffers(raw, out)
             mode = _HESSIAN_MODES[self.hessian]
