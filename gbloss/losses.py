@@ -102,6 +102,11 @@ class Loss:
     def __hash__(self):
         return hash(repr(self))
 
+    def __sklearn_clone__(self):
+        """scikit-learn's ``clone`` copies a loss (a value): lets estimators take ``loss=`` and
+        grid searches range over losses."""
+        return copy.deepcopy(self)
+
     def prepare(self, y, sample_weight=None, n_classes=None):
         """Return the loss with statistics of the training labels fixed (priors of logit
         adjustment); the loss itself when it needs none."""
