@@ -1,0 +1,659 @@
+"""gbloss losses in XGBoost: training objective, eval metrics, the start, predictions, Dask.
+
+The recipe (plain ``xgboost.train``)::
+
+    import xgboost as xgb, gbloss, gbloss.xgboost as gbx
+
+    loss = gbloss.FocalLoss(gamma=2.0, alpha=0.25)
+    booster = xgb.train(gbx.params(loss, dtrain, {"max_depth": 4}), dtrain, 200,
+                        obj=gbx.objective(loss),
+                        custom_metric=gbx.metric(loss, "average_precision"),
+                        evals=[(dvalid, "valid")], early_stopping_rounds=20)
+    proba = gbx.predict_proba(booster, dtest, loss=loss)
+
+or in one call, with a booster that remembers its loss (also after ``save_model``/``load_model``)::
+
+    booster = gbx.train({"max_depth": 4}, dtrain, 200, loss=loss, metric="average_precision",
+                        evals=[(dvalid, "valid")], early_stopping_rounds=20)
+    proba = gbx.predict_proba(booster, dtest)
+
+Tasks, decided by the labels and ``num_class`` exactly as in XGBoost: binary (1-D labels in
+[0, 1]), multiclass (1-D labels ``0..K-1`` and ``params["num_class"] = K``: softmax losses) and
+multi-label (2-D labels ``(n, K)``, per-label sigmoid losses; both ``multi_strategy`` values).
+
+Design decisions
+----------------
+* **The start** is the loss's :meth:`~gbloss.Loss.init_score`, given to XGBoost as
+  ``base_score`` in *margin* space (a vector for multiclass and multi-label). With a custom
+  objective and no ``objective`` parameter XGBoost reads ``base_score`` as a margin, stores it in
+  the model (JSON and UBJ) and adds it to every prediction and every eval set; ``base_margin``
+  would be lost on saving and would have to be set on each DMatrix. :func:`params` therefore
+  refuses an ``objective`` or ``base_score`` entry.
+* **Hessians** are gbloss's (exact softmax diagonal ``p_k(1 - p_k)`` times focal factors, PSD
+  policy for the focal-type losses). XGBoost's ``multi:softprob`` uses ``2 p_k(1 - p_k)``:
+  ``hessian_scale=2.0`` reproduces it (halves the leaf steps); the default 1.0 keeps Newton's
+  step of the diagonal. ``hessian_scale`` multiplies every Hessian, for any task.
+* **Sample weights** of the DMatrix are applied inside the objective (XGBoost never applies
+  them to custom gradients) and by the metrics.
+* **Early stopping** uses the last metric. Metric names tell XGBoost's guess the direction
+  (names starting with ``auc`` are maximised, all others minimised), so plain ``xgb.train`` with
+  ``maximize`` unset stops correctly; :class:`Metric` also exposes ``maximize``, and
+  :func:`train` passes it. The default metric, computed on raw margins, is switched off
+  (``disable_default_eval_metric``).
+"""
+
+import json
+import warnings
+import weakref
+
+import numpy as np
+import xgboost
+
+from . import _metrics
+from .losses import BINARY, MULTICLASS, MULTILABEL, loss_from_dict
+
+#: Booster attributes written by :func:`train` and :func:`dask_train`.
+ATTR_LOSS = "gbloss_loss"
+ATTR_TASK = "gbloss_task"
+ATTR_START = "gbloss_start"
+
+#: Name XGBoost shows (and guesses the early-stopping direction from) for each gbloss metric.
+METRIC_NAMES = {
+    "loss": "loss",
+    "average_precision": "auc_pr",
+    "roc_auc": "auc_roc",
+    "log_loss": "log_loss",
+    "balanced_accuracy": "balanced_error",
+}
+_MULTI_STRATEGIES = ("one_output_per_tree", "multi_output_tree")
+_ALTERNATIVES = {
+    MULTICLASS: "FocalLoss, CrossEntropyLoss or LogitAdjustedLoss",
+    MULTILABEL: "FocalLoss, CrossEntropyLoss or AsymmetricLoss",
+}
+
+
+# -- targets ---------------------------------------------------------------------------------
+
+
+def _check_prepared(loss):
+    """Refuse a loss whose training statistics are still open (LogitAdjustedLoss(priors=None)):
+    each caller would otherwise estimate them from whatever labels it sees."""
+    if getattr(loss, "priors", False) is None:
+        raise ValueError(f"{loss!r} has no class priors yet: fix them from the training labels "
+                         "first, loss = loss.prepare(y_train) (gbloss.xgboost.train and "
+                         "dask_train do this for you)")
+
+
+def _target(loss, y, n_rows, num_class):
+    """The task and the labels in the loss's shape, from XGBoost's flat labels.
+
+    ``num_class``: the number of margin columns XGBoost gives a 1-D label (0 or None: one).
+    Raises with the setting to change when the loss cannot serve the target.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    name = type(loss).__name__
+    if n_rows == 0:
+        raise ValueError("the training DMatrix has no rows")
+    if y.size == 0:
+        raise ValueError("the DMatrix has no labels: create it with DMatrix(X, label=y)")
+    if y.size % n_rows:
+        raise ValueError(f"the DMatrix has {y.size} labels for {n_rows} rows")
+    n_out = y.size // n_rows
+    num_class = int(num_class or 0)
+    if n_out > 1:
+        if num_class:
+            raise ValueError(f"labels of shape ({n_rows}, {n_out}) are a multi-label target, "
+                             f"which takes no num_class: remove num_class={num_class} from params "
+                             "(or pass 1-D class labels for a multiclass target)")
+        task, y = MULTILABEL, y.reshape(n_rows, n_out)
+    elif num_class > 1:
+        task, n_out = MULTICLASS, num_class
+    else:
+        task = BINARY
+        if np.nanmax(y) > 1 and np.all(y == np.floor(y)):
+            k = int(np.nanmax(y)) + 1
+            hint = (f"for a multiclass target set params['num_class'] = {k}"
+                    if MULTICLASS in loss.tasks else
+                    f"{name} has no multiclass form: use {_ALTERNATIVES[MULTICLASS]} with "
+                    f"params['num_class'] = {k}")
+            raise ValueError(f"binary labels must lie in [0, 1] but they hold class ids up to "
+                             f"{k - 1}: {hint}")
+        if np.isnan(y).any() or np.any((y < 0) | (y > 1)):
+            raise ValueError(f"y must hold labels in [0, 1] (0/1, or soft labels) for binary "
+                             f"{name}; got values in [{np.min(y)}, {np.max(y)}]")
+    if task not in loss.tasks:
+        if task == MULTICLASS:
+            fix = (f"XGBoost gives it {n_out} margins per row because params has "
+                   f"num_class={num_class}: remove num_class for a binary target, or use "
+                   f"{_ALTERNATIVES[MULTICLASS]}")
+        else:
+            fix = f"use {_ALTERNATIVES[task]}"
+        raise ValueError(f"{name} does not support {task} targets ({fix})")
+    return task, y, n_out
+
+
+def _n_outputs(task, n_out):
+    return 1 if task == BINARY else n_out
+
+
+def _start(loss, task, y, weight, n_out):
+    start = loss.init_score(y, weight, n_classes=n_out if task == MULTICLASS else None)
+    return float(start) if task == BINARY else np.asarray(start, dtype=np.float64)
+
+
+def _weights(dmatrix):
+    w = dmatrix.get_weight()
+    return np.asarray(w, dtype=np.float64) if w.size else None
+
+
+# -- objective -------------------------------------------------------------------------------
+
+
+class Objective:
+    """A gbloss loss as an XGBoost objective: ``xgb.train(..., obj=Objective(loss))``.
+
+    ``obj(predt, dtrain) -> (grad, hess)`` with ``predt``'s shape ((n,) binary, (n, K)
+    multiclass and multi-label) in float32. Per DMatrix it reads labels and weights once
+    (``get_label`` copies on every call), validates them once, and refills the same gradient
+    buffers every round (XGBoost copies them right away). DMatrix weights multiply gradient and
+    Hessian. On the first round it warns when training does not start from the loss's start
+    (``base_score`` not set by :func:`params`).
+
+    Parameters
+    ----------
+    loss : gbloss.Loss
+        Prepared loss (``LogitAdjustedLoss(priors=None)`` needs ``loss.prepare(y_train)``).
+    hessian_scale : float > 0
+        Multiplies every Hessian. 2.0 with a softmax loss reproduces XGBoost's
+        ``multi:softprob`` Hessian ``2 p(1 - p)``; 1.0 (default) is gbloss's diagonal.
+    n_threads : int or None
+        Numba threads for the kernel (None: gbloss's default, all threads for large data).
+
+    The object pickles (for Dask) without its per-DMatrix caches.
+    """
+
+    def __init__(self, loss, *, hessian_scale=1.0, n_threads=None):
+        _check_prepared(loss)
+        scale = float(hessian_scale)
+        if not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"hessian_scale must be a finite number > 0, got {hessian_scale!r}")
+        self.loss = loss
+        self.hessian_scale = scale
+        self.n_threads = n_threads
+        #: The start training should begin from; None: the loss's start on each DMatrix's labels
+        #: (dask_train sets the global start, since a worker sees only its shard).
+        self.expected_start = None
+        self._cache = weakref.WeakKeyDictionary()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_cache"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._cache = weakref.WeakKeyDictionary()
+
+    def __repr__(self):
+        return f"Objective({self.loss!r}, hessian_scale={self.hessian_scale!r})"
+
+    def __call__(self, predt, dtrain):
+        entry = self._cache.get(dtrain)
+        if entry is None or entry[2][0].shape != predt.shape:
+            entry = self._first_call(predt, dtrain)
+        task, y, (grad, hess), weight = entry
+        raw = predt.reshape(grad.shape)
+        self.loss.gradient_hessian(y, raw, weight, out=(grad, hess), n_threads=self.n_threads,
+                                   check_input=False)
+        if self.hessian_scale != 1.0:
+            hess *= self.hessian_scale
+        return grad, hess
+
+    def _first_call(self, predt, dtrain):
+        predt = np.asarray(predt)
+        n_rows = dtrain.num_row()
+        if predt.shape[0] != n_rows or predt.ndim > 2:
+            raise ValueError(f"XGBoost passed predictions of shape {predt.shape} for "
+                             f"{n_rows} rows")
+        n_cols = 1 if predt.ndim == 1 else predt.shape[1]
+        y_flat = dtrain.get_label()
+        task, y, n_out = _target(self.loss, y_flat, n_rows,
+                                 n_cols if y_flat.size == n_rows and n_cols > 1 else 0)
+        if _n_outputs(task, n_out) != n_cols:
+            raise ValueError(f"{task} labels with {_n_outputs(task, n_out)} outputs but XGBoost "
+                             f"passed {n_cols} margins per row")
+        shape = (n_rows,) if task == BINARY else (n_rows, n_out)
+        weight = _weights(dtrain)
+        raw = predt.reshape(shape)
+        buffers = (np.empty(shape, np.float32), np.empty(shape, np.float32))
+        # one validated call: labels in the loss's domain, weights finite and >= 0
+        self.loss.gradient_hessian(y, raw, weight, out=buffers, n_threads=self.n_threads)
+        self._warn_start(raw, task, y, weight, n_out)
+        entry = (task, y, buffers, weight)
+        self._cache[dtrain] = entry
+        return entry
+
+    def _warn_start(self, raw, task, y, weight, n_out):
+        first = raw[0]
+        if not np.all(raw == first):
+            return  # continued training or base_margin: not the constant start
+        expected = self.expected_start
+        if expected is None:
+            expected = _start(self.loss, task, y, weight, n_out)
+        gap = np.asarray(first, np.float64) - expected
+        if task == MULTICLASS:
+            gap = gap - gap.mean()  # softmax margins are shift invariant
+        if np.max(np.abs(gap)) > 1e-4:
+            warnings.warn(f"training starts from the margin {np.round(first, 4).tolist()}, not "
+                          f"from the start of {self.loss!r} ({np.round(expected, 4).tolist()}): "
+                          "build params with gbloss.xgboost.params(loss, dtrain, params) or "
+                          "train with gbloss.xgboost.train", UserWarning, stacklevel=4)
+
+
+def objective(loss, *, hessian_scale=1.0, n_threads=None):
+    """The ``obj=`` callable for ``xgboost.train``; see :class:`Objective`."""
+    return Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+class Metric:
+    """gbloss metrics as an XGBoost ``custom_metric``, computed on probabilities.
+
+    ``metric(predt, dmatrix)`` receives margins (XGBoost passes margins when ``obj`` is set;
+    they include the start), turns them into probabilities through the loss's link and calls
+    scikit-learn (see :mod:`gbloss._metrics`), with the DMatrix weights. Names as XGBoost shows
+    them (:data:`METRIC_NAMES`):
+
+    ======================  ================  ==================================  ==========
+    ``names`` entry         shown as          value                               stopping
+    ======================  ================  ==================================  ==========
+    ``loss``                ``loss``          weighted mean loss                  minimise
+    ``average_precision``   ``auc_pr``        average precision (PR-AUC)          maximise
+    ``roc_auc``             ``auc_roc``       ROC-AUC                             maximise
+    ``log_loss``            ``log_loss``      log-loss of the probabilities       minimise
+    ``balanced_accuracy``   ``balanced_error`` 1 - balanced accuracy              minimise
+    ======================  ================  ==================================  ==========
+
+    Early stopping follows the *last* name. XGBoost guesses maximisation from a name's prefix
+    (``auc...``), so the shown names stop in the right direction even with ``maximize``
+    unset; ``maximize`` (that of the last name) is what to pass explicitly. Under
+    ``xgboost.dask`` every worker gathers all workers' rows first (``xgboost.collective``), so
+    each metric is the exact value over the whole eval set, the same on every worker.
+    """
+
+    def __init__(self, loss, names="loss"):
+        _check_prepared(loss)
+        names = [names] if isinstance(names, str) else list(names)
+        unknown = [n for n in names if n not in METRIC_NAMES]
+        if not names or unknown:
+            raise ValueError(f"unknown metric name(s) {unknown or names!r}; choose from "
+                             f"{list(METRIC_NAMES)}")
+        self.loss = loss
+        self.names = names
+        self.__name__ = "_".join(METRIC_NAMES[n] for n in names)
+        self._cache = weakref.WeakKeyDictionary()
+
+    @property
+    def maximize(self):
+        """Whether early stopping must maximise the last metric (the one it follows)."""
+        return METRIC_NAMES[self.names[-1]].startswith("auc")
+
+    __getstate__ = Objective.__getstate__
+    __setstate__ = Objective.__setstate__
+
+    def __repr__(self):
+        return f"Metric({self.loss!r}, names={self.names!r})"
+
+    def __call__(self, predt, dmatrix):
+        predt = np.asarray(predt)
+        entry = self._cache.get(dmatrix)
+        if entry is None:
+            n_cols = 1 if predt.ndim == 1 else predt.shape[1]
+            y_flat = dmatrix.get_label()
+            _, y, _ = _target(self.loss, y_flat, dmatrix.num_row(),
+                              n_cols if y_flat.size == dmatrix.num_row() and n_cols > 1 else 0)
+            entry = (y, _weights(dmatrix))
+            self._cache[dmatrix] = entry
+        y, weight = entry
+        raw = predt.reshape(predt.shape[0], -1) if y.ndim == 2 else predt
+        raw = raw.ravel() if raw.ndim == 2 and raw.shape[1] == 1 else raw
+        if xgboost.collective.is_distributed():
+            y, raw, weight = _gather(y, raw, weight)
+        values = [(METRIC_NAMES[n], self._value(n, y, raw, weight)) for n in self.names]
+        return values[0] if len(values) == 1 else values
+
+    def _value(self, name, y, raw, weight):
+        value = _metrics.metric_value(name, self.loss, y, raw, weight)
+        return 1.0 - value if name == "balanced_accuracy" else value
+
+
+def metric(loss, names="loss"):
+    """The ``custom_metric=`` callable for ``xgboost.train``; see :class:`Metric`.
+
+    ``names``: one of ``"loss"``, ``"average_precision"``, ``"roc_auc"``, ``"log_loss"``,
+    ``"balanced_accuracy"``, or a list of them (early stopping follows the last).
+    """
+    return Metric(loss, names)
+
+
+def _gather(y, raw, weight):
+    """All workers' rows on every worker, through two sum-allreduces (sizes, then data)."""
+    coll = xgboost.collective
+    rank, world = coll.get_rank(), coll.get_world_size()
+    sizes = np.zeros(world)
+    sizes[rank] = y.shape[0]
+    sizes = coll.allreduce(sizes, coll.Op.SUM).astype(np.int64)
+    offset, total = int(sizes[:rank].sum()), int(sizes.sum())
+    local = [y.reshape(y.shape[0], -1), raw.reshape(raw.shape[0], -1),
+             (weight if weight is not None else np.ones(y.shape[0]))[:, None]]
+    widths = [a.shape[1] for a in local]
+    buf = np.zeros((total, sum(widths)))
+    buf[offset:offset + y.shape[0]] = np.hstack(local)
+    buf = coll.allreduce(buf, coll.Op.SUM)
+    y_all, raw_all, w_all = np.split(buf, np.cumsum(widths)[:-1], axis=1)
+    return (y_all.reshape((total,) + y.shape[1:]), raw_all.reshape((total,) + raw.shape[1:]),
+            w_all[:, 0] if weight is not None else None)
+
+
+# -- parameters and training -----------------------------------------------------------------
+
+
+def _check_params(params):
+    for key in ("objective", "base_score"):
+        if key in params:
+            raise ValueError(
+                f"remove params[{key!r}]: gbloss passes its objective as obj= and sets "
+                "base_score to the loss's start in margin space (a built-in objective name "
+                "would change how XGBoost reads base_score)")
+    strategy = params.get("multi_strategy")
+    if strategy is not None and strategy not in _MULTI_STRATEGIES:
+        raise ValueError(f"multi_strategy must be one of {_MULTI_STRATEGIES}, got {strategy!r}")
+    if strategy == "multi_output_tree" and params.get("tree_method", "hist") not in ("hist",
+                                                                                     "auto"):
+        raise ValueError("multi_strategy='multi_output_tree' needs tree_method='hist', got "
+                         f"tree_method={params['tree_method']!r}")
+    if "eval_metric" in params:
+        warnings.warn("with a custom objective XGBoost computes params['eval_metric'] on raw "
+                      "margins; use custom_metric=gbloss.xgboost.metric(loss, ...) for metrics "
+                      "on probabilities", UserWarning, stacklevel=4)
+
+
+def _check_strategy(params, task, loss):
+    if task == BINARY and params.get("multi_strategy") == "multi_output_tree":
+        raise ValueError(f"multi_strategy='multi_output_tree' builds trees for several outputs, "
+                         f"but this binary {type(loss).__name__} target has one: remove "
+                         "multi_strategy from params")
+
+
+def _make_params(loss, dtrain, params, *, start=None, task=None):
+    params = dict(params or {})
+    _check_params(params)
+    if start is None:
+        task, y, n_out = _target(loss, dtrain.get_label(), dtrain.num_row(),
+                                 params.get("num_class"))
+        start = _start(loss, task, y, _weights(dtrain), n_out)
+    _check_strategy(params, task, loss)
+    params["base_score"] = start if task == BINARY else [float(s) for s in start]
+    params["disable_default_eval_metric"] = 1
+    return params
+
+
+def params(loss, dtrain, params=None):
+    """XGBoost parameters for training ``loss`` on ``dtrain`` with ``obj=objective(loss)``.
+
+    Returns a copy of ``params`` with ``base_score`` = the loss's start on ``dtrain``'s labels
+    and weights (:meth:`~gbloss.Loss.init_score`, in margin space; a list for multiclass and
+    multi-label) and ``disable_default_eval_metric=1``. Checks the target against the loss and
+    ``num_class``/``multi_strategy``, and refuses ``objective`` and ``base_score`` entries.
+    """
+    _check_prepared(loss)
+    return _make_params(loss, dtrain, params)
+
+
+def _prepare(loss, dtrain, num_class):
+    task, y, n_out = _target(loss, dtrain.get_label(), dtrain.num_row(), num_class)
+    if getattr(loss, "priors", False) is None:
+        loss = loss.prepare(y, n_classes=n_out if task == MULTICLASS else None)
+    return loss, task, _start(loss, task, y, _weights(dtrain), n_out)
+
+
+def _metric_and_direction(loss, metric_names, maximize):
+    custom = Metric(loss, metric_names) if metric_names is not None else None
+    if custom is not None:
+        if maximize is not None and bool(maximize) != custom.maximize:
+            raise ValueError(f"maximize={maximize!r} contradicts metric {custom.names[-1]!r}, "
+                             f"which early stopping must "
+                             f"{'maximise' if custom.maximize else 'minimise'}: drop maximize")
+        maximize = custom.maximize
+    return custom, maximize
+
+
+def _remember(booster, loss, task, start):
+    booster.set_attr(**{ATTR_LOSS: json.dumps(loss.to_dict()), ATTR_TASK: task,
+                        ATTR_START: json.dumps(np.atleast_1d(start).tolist())})
+
+
+def _check_kwargs(kwargs):
+    for key in ("obj", "custom_metric"):
+        if key in kwargs:
+            raise TypeError(f"{key}= is set by gbloss from loss= (and metric=); drop it")
+
+
+def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None,
+          early_stopping_rounds=None, maximize=None, hessian_scale=1.0, n_threads=None,
+          **kwargs):
+    """``xgboost.train`` with a gbloss loss; the booster remembers the loss and its start.
+
+    Prepares the loss on ``dtrain`` (logit-adjustment priors), sets the start and switches off
+    the margin-space default metric (:func:`params`), trains with :class:`Objective` and
+    :class:`Metric` (``metric``: a name or list of names, None for none), passes the metric's
+    direction as ``maximize``, and stores the loss, task and start as booster attributes
+    (saved with the model) for :func:`predict_proba`. Other keyword arguments go to
+    ``xgboost.train`` (``evals_result``, ``verbose_eval``, ``callbacks``, ``xgb_model``...).
+    """
+    _check_kwargs(kwargs)
+    params = dict(params or {})
+    loss, task, start = _prepare(loss, dtrain, params.get("num_class"))
+    train_params = _make_params(loss, dtrain, params, start=start, task=task)
+    if kwargs.get("xgb_model") is not None:
+        del train_params["base_score"]  # continue from the model's own start
+    custom, maximize = _metric_and_direction(loss, metric, maximize)
+    booster = xgboost.train(train_params, dtrain, num_boost_round, evals=evals,
+                            obj=Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads),
+                            custom_metric=custom, maximize=maximize,
+                            early_stopping_rounds=early_stopping_rounds, **kwargs)
+    _remember(booster, loss, task, start)
+    return booster
+
+
+# -- prediction ------------------------------------------------------------------------------
+
+
+def _same_loss(a, b):
+    da, db = a.to_dict(), b.to_dict()
+    if da["name"] != db["name"] or da["params"].keys() != db["params"].keys():
+        return False
+    for key, va in da["params"].items():
+        vb = db["params"][key]
+        if va is None or vb is None or isinstance(va, str) or isinstance(vb, str):
+            if va != vb:
+                return False
+        elif np.shape(va) != np.shape(vb) or not np.allclose(va, vb, rtol=1e-12, atol=0):
+            return False
+    return True
+
+
+def _loss_and_task(booster, loss, raw):
+    spec = booster.attr(ATTR_LOSS)
+    if spec is not None:
+        stored = loss_from_dict(json.loads(spec))
+        if loss is not None and not _same_loss(loss, stored):
+            raise ValueError(f"loss={loss!r} differs from the loss the booster was trained with, "
+                             f"{stored!r}: drop loss=")
+        return stored, booster.attr(ATTR_TASK)
+    if loss is None:
+        raise ValueError("the booster carries no gbloss loss (trained with plain xgboost.train, "
+                         "not gbloss.xgboost.train): pass loss=")
+    _check_prepared(loss)
+    if raw.ndim == 1:
+        return loss, BINARY
+    config = json.loads(booster.save_config())["learner"]["learner_model_param"]
+    return loss, MULTICLASS if int(config["num_class"]) > 0 else MULTILABEL
+
+
+def _iteration_range(booster, iteration_range):
+    if iteration_range is not None:
+        return tuple(iteration_range)
+    best = booster.attr("best_iteration")
+    return (0, int(best) + 1) if best is not None else (0, 0)
+
+
+def _margins(booster, data, iteration_range):
+    iteration_range = _iteration_range(booster, iteration_range)
+    if isinstance(data, xgboost.DMatrix):
+        return booster.predict(data, output_margin=True, iteration_range=iteration_range)
+    return booster.inplace_predict(data, predict_type="margin", iteration_range=iteration_range)
+
+
+def predict_raw(booster, data, *, iteration_range=None):
+    """Raw margins of a booster trained with a gbloss objective, start included.
+
+    ``data``: a DMatrix or anything ``Booster.inplace_predict`` takes (NumPy, pandas, ...).
+    ``iteration_range`` defaults to the trees up to ``best_iteration`` after early stopping
+    (like XGBoost's scikit-learn API), else all trees. Shape (n,) or (n, K).
+    """
+    return _margins(booster, data, iteration_range)
+
+
+def predict_proba(booster, data, *, loss=None, iteration_range=None):
+    """Probabilities of a booster trained with a gbloss objective, through the loss's link.
+
+    Binary: ``P(y=1)``, shape (n,); multiclass: softmax, (n, K); multi-label: per-label
+    sigmoid, (n, K). The loss comes from the booster's attributes (:func:`train`,
+    :func:`dask_train`; kept by ``save_model``/``load_model``) or from ``loss=`` for a booster
+    trained with plain ``xgboost.train``. ``data`` and ``iteration_range`` as in
+    :func:`predict_raw`.
+    """
+    raw = _margins(booster, data, iteration_range)
+    loss, task = _loss_and_task(booster, loss, raw)
+    return loss.predict_proba(raw, task=None if task == BINARY else task)
+
+
+# -- Dask ------------------------------------------------------------------------------------
+
+
+def _part_stats(part, num_class):
+    """Sufficient label statistics of one partition: everything the start and the priors
+    depend on (the losses are linear in soft labels; the softmax start needs class masses)."""
+    y = np.asarray(part["label"], dtype=np.float64)
+    weight = part.get("weight")
+    w = np.ones(y.shape[0]) if weight is None else np.asarray(weight, np.float64).ravel()
+    if num_class:
+        if np.isnan(y).any() or np.any((y < 0) | (y >= num_class) | (y != np.floor(y))):
+            raise ValueError(f"multiclass labels must be integers in 0..{num_class - 1}")
+        idx = y.ravel().astype(np.intp)
+        return {"n": y.shape[0], "counts": np.bincount(idx, minlength=num_class),
+                "masses": np.bincount(idx, weights=w, minlength=num_class), "ndim": 1}
+    y2 = y.reshape(y.shape[0], -1)
+    return {"n": y.shape[0], "sum_y": y2.sum(axis=0), "masses": w @ y2, "total_w": w.sum(),
+            "ndim": y.ndim, "max_y": float(np.nanmax(y)) if y.size else 0.0,
+            "int_y": bool(np.all(y == np.floor(y)))}
+
+
+def _global_target(client, dtrain, loss, num_class):
+    """Task, prepared loss and start from all partitions of a DaskDMatrix."""
+    futures = [f for parts in dtrain.worker_map.values() for f in parts]
+    stats = client.gather([client.submit(_part_stats, f, int(num_class or 0), pure=False)
+                           for f in futures])
+    n = sum(s["n"] for s in stats)
+    masses = sum(s["masses"] for s in stats)
+    if num_class and int(num_class) > 1:
+        k = int(num_class)
+        task, _, _ = _target(loss, np.zeros(n), n, k)
+        counts = sum(s["counts"] for s in stats)
+        if getattr(loss, "priors", False) is None:
+            loss = loss.with_priors(_frequencies(counts))
+        # the softmax start depends on the weighted class masses only
+        return loss, task, _start(loss, task, np.arange(k, dtype=np.float64), masses, k)
+    ndim = max(s["ndim"] for s in stats)
+    n_out = masses.size
+    if ndim == 1 and all(s["int_y"] for s in stats):  # class ids > 1 without num_class
+        _target(loss, np.array([max(s["max_y"] for s in stats)]), 1, 0)
+    task, _, _ = _target(loss, np.zeros(n * n_out), n, 0)
+    sum_y, total_w = sum(s["sum_y"] for s in stats), sum(s["total_w"] for s in stats)
+    if getattr(loss, "priors", False) is None:
+        loss = loss.with_priors(_frequencies(np.array([n - sum_y[0], sum_y[0]])))
+    # one row with the weighted mean soft label carries every output's masses (A_k, W - A_k)
+    y_mean = (masses / total_w)[None, :] if task == MULTILABEL else masses / total_w
+    return loss, task, _start(loss, task, y_mean, np.array([total_w]), n_out)
+
+
+def _frequencies(counts):
+    counts = np.asarray(counts, dtype=np.float64)
+    if np.any(counts <= 0):
+        raise ValueError("every class needs at least one training label to estimate the "
+                         f"logit-adjustment priors; global class counts are {counts.tolist()}")
+    return counts / counts.sum()
+
+
+def dask_train(client, params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None,
+               early_stopping_rounds=None, maximize=None, hessian_scale=1.0, n_threads=None,
+               **kwargs):
+    """:func:`train` on a Dask cluster through ``xgboost.dask.train``.
+
+    ``dtrain`` and the eval sets are ``xgboost.dask.DaskDMatrix`` (or ``DaskQuantileDMatrix``).
+    The statistics the loss needs from the whole training set, the start and the
+    logit-adjustment priors, come from all partitions (Dask tasks that reduce each partition to
+    class counts and weighted label sums) before training; the metrics gather all workers' eval
+    rows (:class:`Metric`). Returns ``xgboost.dask.train``'s ``{"booster", "history"}``; the
+    booster remembers its loss like :func:`train`'s. gbloss must be importable on the workers
+    (otherwise ``xgboost.dask.train`` hangs instead of raising).
+    For class-balanced weights over all workers see :func:`dask_class_balanced_weights`.
+    """
+    from xgboost import dask as dxgb
+
+    _check_kwargs(kwargs)
+    params = dict(params or {})
+    loss, task, start = _global_target(client, dtrain, loss, params.get("num_class"))
+    train_params = _make_params(loss, dtrain, params, start=start, task=task)
+    if kwargs.get("xgb_model") is not None:
+        del train_params["base_score"]
+    custom, maximize = _metric_and_direction(loss, metric, maximize)
+    obj = Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
+    obj.expected_start = start
+    result = dxgb.train(client, train_params, dtrain, num_boost_round, evals=evals, obj=obj,
+                        custom_metric=custom, maximize=maximize,
+                        early_stopping_rounds=early_stopping_rounds, **kwargs)
+    _remember(result["booster"], loss, task, start)
+    return result
+
+
+def dask_class_balanced_weights(y, beta=0.999):
+    """Class-balanced per-sample weights (:func:`gbloss.class_balanced_weights`) for a Dask
+    array or Series of labels, from the class counts over *all* partitions.
+
+    Returns a lazy collection of the same partitioning, for ``DaskDMatrix(weight=...)``.
+    """
+    import dask
+
+    from .weights import effective_number_weights
+
+    if hasattr(y, "value_counts"):  # dask Series
+        counts = dask.compute(y.value_counts())[0].sort_index()
+        classes, counts = counts.index.to_numpy(), counts.to_numpy()
+    else:
+        import dask.array as da
+
+        if y.ndim != 1:
+            raise ValueError(f"y must be a 1-D Dask array of class labels, got {y.ndim}-D")
+        classes, counts = dask.compute(*da.unique(y, return_counts=True))
+    weights = effective_number_weights(counts, beta)
+
+    def lookup(block):
+        return weights[np.searchsorted(classes, np.asarray(block))]
+
+    if hasattr(y, "map_partitions"):
+        return y.map_partitions(lookup, meta=(y.name, "f8"))
+    return y.map_blocks(lookup, dtype=np.float64)
