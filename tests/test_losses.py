@@ -6,6 +6,8 @@ and of the gradient (exact Hessian) for every registry entry (see conftest.py). 
 difference w.r.t. z_k of the per-sample loss is grad k and that of grad k is the Hessian diagonal.
 """
 
+import json
+
 import numpy as np
 import pytest
 from conftest import (
@@ -44,15 +46,13 @@ def _col(a, k):
     return a if a.ndim == 1 else a[:, k]
 
 
-def _fd_params(sigmoid_only=False, **kwargs):
+def _fd_params(**kwargs):
     """Registry params times (weights, labels): soft labels for the sigmoid tasks only."""
     params = []
     for p in case_params(**kwargs):
         case, task, k = p.values
         for weighted in (False, True):
             for soft in (False, True) if task != MULTICLASS else (False,):
-                if sigmoid_only and task == MULTICLASS:
-                    continue
                 wid = "w" if weighted else "unw"
                 lid = "soft" if soft else "hard"
                 params.append(pytest.param(case, task, k, weighted, soft,
@@ -718,10 +718,12 @@ def test_prepare_fixes_logit_adjustment_priors():
 
 @pytest.mark.parametrize("case", REGISTRY, ids=repr)
 def test_to_dict_round_trip(case):
-    import json
-
     loss = case.build(3)
     spec = json.loads(json.dumps(loss.to_dict()))
     assert gbloss.loss_from_dict(spec) == loss
+
+
+@pytest.mark.parametrize("spec", [{"name": "NoSuchLoss", "params": {}}, {"params": {}}, None])
+def test_loss_from_dict_rejects_unknown_names(spec):
     with pytest.raises(ValueError, match="not a gbloss loss description"):
-        gbloss.loss_from_dict({"name": "NoSuchLoss", "params": {}})
+        gbloss.loss_from_dict(spec)
