@@ -202,6 +202,8 @@ class Objective:
         if entry is None or entry[2][0].shape != predt.shape:
             entry = self._first_call(predt, dtrain)
         task, y, (grad, hess), weight = entry
+        if task is None:
+            return grad, hess
         raw = predt.reshape(grad.shape)
         self.loss.gradient_hessian(y, raw, weight, out=(grad, hess), n_threads=self.n_threads,
                                    check_input=False)
@@ -212,6 +214,10 @@ class Objective:
     def _first_call(self, predt, dtrain):
         predt = np.asarray(predt)
         n_rows = dtrain.num_row()
+        if n_rows == 0:  # a Dask worker without rows of this DMatrix
+            entry = (None, None, (np.empty(predt.shape, np.float32),) * 2, None)
+            self._cache[dtrain] = entry
+            return entry
         if predt.shape[0] != n_rows or predt.ndim > 2:
             raise ValueError(f"XGBoost passed predictions of shape {predt.shape} for "
                              f"{n_rows} rows")
@@ -310,17 +316,21 @@ class Metric:
         predt = np.asarray(predt)
         entry = self._cache.get(dmatrix)
         if entry is None:
-            n_cols = 1 if predt.ndim == 1 else predt.shape[1]
+            n_rows, n_cols = dmatrix.num_row(), 1 if predt.ndim == 1 else predt.shape[1]
             y_flat = dmatrix.get_label()
-            _, y, _ = _target(self.loss, y_flat, dmatrix.num_row(),
-                              n_cols if y_flat.size == dmatrix.num_row() and n_cols > 1 else 0)
+            y = None
+            if n_rows:  # a Dask worker may hold no rows of an eval set
+                _, y, _ = _target(self.loss, y_flat, n_rows,
+                                  n_cols if y_flat.size == n_rows and n_cols > 1 else 0)
             entry = (y, _weights(dmatrix))
             self._cache[dmatrix] = entry
         y, weight = entry
-        raw = predt.reshape(predt.shape[0], -1) if y.ndim == 2 else predt
-        raw = raw.ravel() if raw.ndim == 2 and raw.shape[1] == 1 else raw
+        raw = predt.reshape(predt.shape[0], -1)
+        raw = raw[:, 0] if raw.shape[1] == 1 else raw
         if xgboost.collective.is_distributed():
             y, raw, weight = _gather(y, raw, weight)
+        if y is None:
+            return [(METRIC_NAMES[n], float("nan")) for n in self.names]
         values = [(METRIC_NAMES[n], self._value(n, y, raw, weight)) for n in self.names]
         return values[0] if len(values) == 1 else values
 
@@ -339,22 +349,32 @@ def metric(loss, names="loss"):
 
 
 def _gather(y, raw, weight):
-    """All workers' rows on every worker, through two sum-allreduces (sizes, then data)."""
+    """All workers' rows on every worker, through two max/sum-allreduces (shapes, then data).
+
+    ``y`` is None on a worker without rows; the label and margin widths come from the others
+    (width 1 means a 1-D array: multi-label targets have K > 1 columns).
+    """
     coll = xgboost.collective
     rank, world = coll.get_rank(), coll.get_world_size()
-    sizes = np.zeros(world)
-    sizes[rank] = y.shape[0]
-    sizes = coll.allreduce(sizes, coll.Op.SUM).astype(np.int64)
+    n = 0 if y is None else y.shape[0]
+    header = np.zeros(world + 3)
+    header[rank] = n
+    if n:
+        header[world:] = (y.size // n, raw.size // n, weight is not None)
+    header = coll.allreduce(header, coll.Op.MAX).astype(np.int64)
+    sizes, (y_width, raw_width, weighted) = header[:world], header[world:]
     offset, total = int(sizes[:rank].sum()), int(sizes.sum())
-    local = [y.reshape(y.shape[0], -1), raw.reshape(raw.shape[0], -1),
-             (weight if weight is not None else np.ones(y.shape[0]))[:, None]]
-    widths = [a.shape[1] for a in local]
-    buf = np.zeros((total, sum(widths)))
-    buf[offset:offset + y.shape[0]] = np.hstack(local)
-    buf = coll.allreduce(buf, coll.Op.SUM)
-    y_all, raw_all, w_all = np.split(buf, np.cumsum(widths)[:-1], axis=1)
-    return (y_all.reshape((total,) + y.shape[1:]), raw_all.reshape((total,) + raw.shape[1:]),
-            w_all[:, 0] if weight is not None else None)
+    if total == 0:
+        return None, raw, None
+    buf = np.zeros((total, y_width + raw_width + 1))
+    if n:
+        buf[offset:offset + n, :y_width] = y.reshape(n, -1)
+        buf[offset:offset + n, y_width:-1] = raw.reshape(n, -1)
+        buf[offset:offset + n, -1] = 1.0 if weight is None else weight
+    buf = coll.allreduce(buf, coll.Op.SUM).reshape(total, -1)
+    y_all, raw_all = buf[:, :y_width], buf[:, y_width:-1]
+    return (y_all[:, 0] if y_width == 1 else y_all, raw_all[:, 0] if raw_width == 1 else raw_all,
+            buf[:, -1] if weighted else None)
 
 
 # -- parameters and training -----------------------------------------------------------------
@@ -623,9 +643,12 @@ def dask_train(client, params, dtrain, num_boost_round=10, *, loss, metric="loss
     custom, maximize = _metric_and_direction(loss, metric, maximize)
     obj = Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
     obj.expected_start = start
+    callbacks = list(kwargs.pop("callbacks", None) or [])
+    if early_stopping_rounds:  # xgboost.dask.train has no maximize=: say it to the callback
+        callbacks.append(xgboost.callback.EarlyStopping(rounds=early_stopping_rounds,
+                                                        maximize=maximize))
     result = dxgb.train(client, train_params, dtrain, num_boost_round, evals=evals, obj=obj,
-                        custom_metric=custom, maximize=maximize,
-                        early_stopping_rounds=early_stopping_rounds, **kwargs)
+                        custom_metric=custom, callbacks=callbacks or None, **kwargs)
     _remember(result["booster"], loss, task, start)
     return result
 
