@@ -108,6 +108,18 @@ def test_inputs_are_never_modified(task, order, dtype, rng):
         assert new.dtype == old.dtype
 
 
+def test_read_only_inputs_are_accepted(rng):
+    """Engines and memory maps hand out read-only arrays."""
+    y, raw = make_data(MULTICLASS, 3, 20, rng)
+    w = rng.uniform(0.5, 2.0, 20)
+    expected = gbloss.FocalLoss().gradient_hessian(y, raw, w)
+    for a in (y, raw, w):
+        a.flags.writeable = False
+    got = gbloss.FocalLoss().gradient_hessian(y, raw, w)
+    assert_array_equal(got[0], expected[0])
+    assert_array_equal(got[1], expected[1])
+
+
 @pytest.mark.parametrize(("case", "task", "n_out"), case_params(k_values=(3,)))
 def test_sample_weights_multiply_gradient_and_hessian(case, task, n_out, rng):
     loss = case.build(n_out)

@@ -524,6 +524,24 @@ def test_logit_adjusted_start_at_training_priors_is_uniform(rng):
     assert gbloss.LogitAdjustedLoss(1.0).prepare(yb).init_score(yb) == pytest.approx(0, abs=1e-9)
 
 
+@pytest.mark.parametrize("gamma_neg", [0.0, 0.5])
+def test_asl_start_at_the_kink(gamma_neg):
+    """2% positives, gamma- <= 1/2: the total loss has its minimum at the kink p = clip, where
+    the gradient jumps (gamma- = 0) or the Hessian is infinite (gamma- = 1/2)."""
+    y = np.zeros(1000)
+    y[:20] = 1.0
+    loss = gbloss.AsymmetricLoss(0.0, gamma_neg, 0.05)
+
+    def total(b):
+        return loss.loss(y, np.full(y.shape, b)).sum()
+
+    start = loss.init_score(y)
+    _, f_ref = _minimise_scalar(total)
+    assert total(start) <= f_ref * (1 + 1e-12)
+    if gamma_neg == 0.0:
+        assert start == pytest.approx(special.logit(0.05), abs=1e-9)
+
+
 def test_start_with_absent_class_is_finite_and_low():
     y = np.array([0.0, 0.0, 1.0, 1.0, 1.0])
     start = gbloss.CrossEntropyLoss().init_score(y, n_classes=4)
