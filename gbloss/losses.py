@@ -257,8 +257,7 @@ class Loss:
             raise ValueError(f"task must be one of {[t for t in self.tasks if t != BINARY]} "
                              f"for 2-D raw scores with {type(self).__name__}, got {task!r}")
         if task == MULTICLASS:
-            offset, _, _ = self._softmax_setup(raw.shape[1], None)
-            return special.softmax(raw + offset, axis=1)
+            return special.softmax(raw + self._softmax_offset(raw.shape[1]), axis=1)
         return special.expit(raw + self._sigmoid_setup(raw.shape[1], None).offset)
 
     def decision_scores(self, raw):
@@ -335,6 +334,10 @@ class Loss:
 
     def _softmax_setup(self, n_class, y):
         raise NotImplementedError
+
+    def _softmax_offset(self, n_class):
+        """The link's shift of the raw scores (K,): ``softmax(raw + offset)``."""
+        return self._softmax_setup(n_class, None)[0]
 
 
 class _SigmoidSetup:
@@ -454,6 +457,9 @@ class FocalLoss(Loss):
         else:
             alpha = _per_output(self.alpha, n_class, "alpha")
         return np.zeros(n_class), alpha, self.gamma
+
+    def _softmax_offset(self, n_class):
+        return np.zeros(n_class)  # alpha weights the loss, not the link
 
 
 class CrossEntropyLoss(FocalLoss):
