@@ -1,9 +1,9 @@
 """Speed of gbloss's gradient/Hessian kernels against NumPy and the fastest existing library.
 
 Prints, from one run (interleaved repetitions, median of each):
-  * binary focal (gamma=2, alpha=0.25), 1e6 rows: gbloss, a straightforward NumPy implementation of the
-    same formulas, and imbalance-xgboost's ``Focal_Binary_Loss`` objective (it has no alpha; if the
-    package is missing the column says so);
+  * binary focal (gamma=2, alpha=0.25), 1e6 rows: gbloss, a straightforward NumPy implementation
+    of the same formulas, and imbalance-xgboost's ``Focal_Binary_Loss`` objective (it has no
+    alpha; if the package is missing the column says so);
   * softmax focal (gamma=2, K=10), 1e5 rows: gbloss vs NumPy.
 
 Usage: python benchmarks/bench_kernels.py [--rows 1000000] [--repeat 15] [--threads N]
@@ -146,7 +146,8 @@ def main():
         "gbloss": lambda: soft.gradient_hessian(yf, zs, n_threads=args.threads),
         "NumPy": lambda: numpy_focal_softmax(ys, zs, 2.0),
     }
-    report(f"softmax focal, gamma=2, K={k}, {n_soft:.0e} rows", median_times(functions, args.repeat))
+    report(f"softmax focal, gamma=2, K={k}, {n_soft:.0e} rows",
+           median_times(functions, args.repeat))
 
 
 if __name__ == "__main__":

@@ -76,8 +76,8 @@ def main():
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}; python "
           f"{platform.python_version()}, numba {numba.__version__}, xgboost {xgboost.__version__}, "
           f"lightgbm {lightgbm.__version__}")
-    print(f"{args.rows} rows x 50 features, {args.rounds} rounds, 2 engine threads; seconds per fit "
-          "(median of 3) and ratio gbloss/builtin")
+    print(f"{args.rows} rows x 50 features, {args.rounds} rounds, 2 engine threads; "
+          "seconds per fit (median of 3) and ratio gbloss/builtin")
     print(f"{'engine':<10}{'busy core':<11}{'kernel threads':<16}{'OMP_WAIT_POLICY':<17}"
           f"{'builtin':>9}{'gbloss':>9}{'ratio':>8}")
     for busy_core, engine, threads, policy in itertools.product(

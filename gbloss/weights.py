@@ -16,7 +16,8 @@ def _class_counts(y):
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y must be a 1-D vector of class labels, got shape {y.shape}; for "
-                         "multi-label targets weight the rows yourself (e.g. by their rarest label)")
+                         "multi-label targets weight the rows yourself (e.g. by their rarest "
+                         "label)")
     if y.size == 0:
         raise ValueError("y is empty")
     if y.dtype.kind == "f" and np.isnan(y).any():

@@ -325,8 +325,10 @@ class Metric:
             entry = (y, _weights(dmatrix))
             self._cache[dmatrix] = entry
         y, weight = entry
-        raw = predt.reshape(predt.shape[0], -1)
-        raw = raw[:, 0] if raw.shape[1] == 1 else raw
+        raw = None
+        if y is not None:
+            raw = predt.reshape(y.shape[0], -1)
+            raw = raw[:, 0] if raw.shape[1] == 1 else raw
         if xgboost.collective.is_distributed():
             y, raw, weight = _gather(y, raw, weight)
         if y is None:
@@ -365,7 +367,7 @@ def _gather(y, raw, weight):
     sizes, (y_width, raw_width, weighted) = header[:world], header[world:]
     offset, total = int(sizes[:rank].sum()), int(sizes.sum())
     if total == 0:
-        return None, raw, None
+        return None, None, None
     buf = np.zeros((total, y_width + raw_width + 1))
     if n:
         buf[offset:offset + n, :y_width] = y.reshape(n, -1)

@@ -121,7 +121,8 @@ def test_multilabel_asymmetric_matches_single_process(client, strategy):
 def test_early_stopping_direction_and_gathered_metrics(client):
     X, y, _ = _data("binary", 1)
     dtrain = _dask_dmatrix(client, X[::2], y[::2], None)
-    dvalid = _dask_dmatrix(client, X[1::2], y[1::2], None)
+    # one chunk: one worker holds no validation rows and must still join the gathering
+    dvalid = dxgb.DaskDMatrix(client, da.from_array(X[1::2]), da.from_array(y[1::2]))
     params = {**PARAMS, "max_depth": 6, "eta": 0.8, "min_child_weight": 0}
     result = gbx.dask_train(client, params, dtrain, 40, loss=gbloss.CrossEntropyLoss(),
                             metric="average_precision", evals=[(dvalid, "valid")],

@@ -1,0 +1,140 @@
+"""XGBoost training time with gbloss's binary focal objective, as a ratio to ``binary:logistic``.
+
+One run, interleaved repetitions, median of each. Configurations (same data, same parameters:
+hist, depth 6, ``min_child_weight=0`` as loss-math.md 8.4 recommends for focal-type losses):
+
+* ``binary:logistic``: XGBoost's built-in objective (the reference, ratio 1.00);
+* gbloss focal (gamma=2, alpha=0.25) through ``gbloss.xgboost.train`` (start, validation and
+  all included);
+* a NumPy focal objective with the same formulas, written straightforwardly (labels read with
+  ``get_label()`` every round, temporaries everywhere);
+* imbalance-xgboost 0.8.1's ``Focal_Binary_Loss`` (gamma=2; it has no alpha), the existing
+  library the survey in pitfalls.md measured; skipped with a note when not installed.
+
+The custom objectives all start from gbloss's start (``base_score`` of ``gbloss.xgboost.params``)
+so that the trees grow under the same conditions; the mean number of leaves per tree is printed
+next to each time, since tree sizes (not only the objective) decide the cost of a round.
+
+Usage: python benchmarks/bench_xgboost.py [--rows 500000] [--features 50] [--rounds 50]
+       [--depth 6] [--repeat 5] [--nthread N]
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numba
+import numpy as np
+import xgboost as xgb
+
+import gbloss
+import gbloss.xgboost as gbx
+
+GAMMA, ALPHA = 2.0, 0.25
+
+
+def numpy_focal_objective(predt, dtrain):
+    """Binary focal loss (loss-math.md 2.3-2.4, PSD Hessian of section 8) in plain NumPy."""
+    y = dtrain.get_label()
+    z = predt.astype(np.float64)
+    s = 2.0 * y - 1.0
+    t = s * z  # correct-class margin
+    p = 1.0 / (1.0 + np.exp(-t))
+    q = 1.0 / (1.0 + np.exp(t))
+    log_p = -np.logaddexp(0.0, -t)
+    q_gamma = np.exp(GAMMA * -np.logaddexp(0.0, t))
+    a = np.where(y > 0, ALPHA, 1.0 - ALPHA)
+    f1 = q_gamma * (GAMMA * p * log_p - q)
+    f2 = p * q_gamma * ((2 * GAMMA + 1) * q + GAMMA * (q - GAMMA * p) * log_p)
+    h_gn = (2 * GAMMA + 1) * p * q * q_gamma
+    return a * s * f1, a * (np.maximum(f2, h_gn) + 1e-16)
+
+
+def make_data(rows, features, seed=0):
+    """Imbalanced binary data (about 5% positives) with a few informative features."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, features)).astype(np.float32)
+    logit = X[:, :5] @ np.array([1.0, -0.8, 0.6, 0.5, -0.4]) + 0.5 * X[:, 5] * X[:, 6] - 3.3
+    y = (rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+    return X, y
+
+
+def leaves_per_tree(booster):
+    dump = booster.get_dump()
+    return sum(tree.count("leaf=") for tree in dump) / len(dump)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--features", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--depth", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--nthread", type=int, default=None, help="XGBoost threads (all cores)")
+    args = parser.parse_args()
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
+          f"load average {os.getloadavg()[0]:.2f} at start")
+    print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}"
+          f" (threading layer {numba.config.THREADING_LAYER}, {numba.config.NUMBA_NUM_THREADS} "
+          f"threads), xgboost {xgb.__version__}, gbloss {gbloss.__version__}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+    print(f"data: {args.rows} rows x {args.features} features; hist, depth {args.depth}, "
+          f"{args.rounds} rounds; median of {args.repeat} interleaved repetitions")
+
+    X, y = make_data(args.rows, args.features)
+    dtrain = xgb.DMatrix(X, label=y)
+    params = {"tree_method": "hist", "max_depth": args.depth, "eta": 0.1, "min_child_weight": 0}
+    if args.nthread:
+        params["nthread"] = args.nthread
+    loss = gbloss.FocalLoss(gamma=GAMMA, alpha=ALPHA)
+    start_params = gbx.params(loss, dtrain, params)
+
+    # the NumPy objective computes what gbloss computes
+    probe = np.full(args.rows, start_params["base_score"], np.float32) + X[:, 0]
+    ref_g, ref_h = numpy_focal_objective(probe, dtrain)
+    ours_g, ours_h = gbx.objective(loss)(probe, dtrain)
+    np.testing.assert_allclose(ours_g, ref_g, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ours_h, ref_h, rtol=1e-5, atol=1e-7)
+
+    fits = {
+        "binary:logistic (built-in)": lambda: xgb.train(
+            {**params, "objective": "binary:logistic"}, dtrain, args.rounds),
+        "gbloss focal": lambda: gbx.train(params, dtrain, args.rounds, loss=loss, metric=None),
+        "NumPy focal": lambda: xgb.train(start_params, dtrain, args.rounds,
+                                         obj=numpy_focal_objective),
+    }
+    try:
+        from imxgboost.focal_loss import Focal_Binary_Loss
+    except ImportError:
+        print("imbalance-xgboost is not installed (pip install imbalance-xgboost --no-deps): "
+              "its row is skipped")
+    else:
+        peer = Focal_Binary_Loss(gamma_indct=GAMMA)
+        fits["imbalance-xgboost 0.8.1 focal (no alpha)"] = lambda: xgb.train(
+            start_params, dtrain, args.rounds, obj=peer.focal_binary_object)
+
+    leaves = {name: leaves_per_tree(fit()) for name, fit in fits.items()}  # warm-up
+    times = {name: [] for name in fits}
+    names = list(fits)
+    for rep in range(args.repeat):
+        for name in names[rep % len(names):] + names[:rep % len(names)]:  # rotate the order
+            t0 = time.perf_counter()
+            fits[name]()
+            times[name].append(time.perf_counter() - t0)
+    median = {name: statistics.median(v) for name, v in times.items()}
+    base = median["binary:logistic (built-in)"]
+
+    print(f"\n  {'objective':<42}{'median s':>10}{'vs built-in':>13}{'leaves/tree':>13}"
+          f"{'min..max s':>16}")
+    for name in fits:
+        print(f"  {name:<42}{median[name]:>10.3f}{median[name] / base:>12.2f}x"
+              f"{leaves[name]:>13.1f}{min(times[name]):>8.2f}..{max(times[name]):.2f}")
+    print(f"\nload average {os.getloadavg()[0]:.2f} at end; target: gbloss focal <= 1.10x")
+
+
+if __name__ == "__main__":
+    main()
