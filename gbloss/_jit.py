@@ -6,6 +6,9 @@
   decoration time; we then compile without caching rather than failing ``import gbloss``.
 * ``error_model="numpy"``: division by zero gives inf/nan like NumPy instead of raising, and
   spares the zero checks in the hot loops (the kernels never divide by zero by construction).
+* Scalar functions are inlined into the loops at Numba IR level (``inline="always"``): LLVM then
+  sees each loop whole and drops the work a loop does not use (about 9% faster binary focal
+  gradients, benchmarks/bench_kernels.py).
 * No ``fastmath``: the stable formulas rely on IEEE semantics (inf, exact zeros, no reassociation).
 * Parallel loops and scalar functions are separate dispatchers (numba #6845: a parallel and a
   serial jit of one Python function share a cache entry).
@@ -35,7 +38,7 @@ def scalar(fn):
     The undecorated source stays available as ``fn.py_func`` so that the GPU module can compile
     the very same function as a CUDA device function.
     """
-    return _jit(fn)
+    return _jit(fn, inline="always")
 
 
 def kernel(fn):
