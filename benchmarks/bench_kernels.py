@@ -85,21 +85,25 @@ def median_times(functions, repeat):
     return {name: statistics.median(v) for name, v in times.items()}
 
 
-def report(title, times, base="NumPy"):
+def report(title, times, rows, base="NumPy"):
+    """Print one benchmark's table and append its rows (time relative to gbloss) to ``rows``."""
     print(f"\n{title}")
-    print(f"  {'implementation':<30}{'ms/call':>10}{'vs NumPy':>12}")
+    print(f"  {'implementation':<36}{'ms/call':>10}{'NumPy/this':>12}")
     for name, sec in times.items():
-        ratio = times[base] / sec
-        print(f"  {name:<30}{sec * 1e3:>10.2f}{ratio:>11.1f}x")
+        print(f"  {name:<36}{sec * 1e3:>10.2f}{times[base] / sec:>11.1f}x")
+        rows.append({"benchmark": f"kernel: {title}", "implementation": name, "seconds": sec,
+                     "vs_gbloss": sec / times["gbloss"]})
 
 
-def main():
+def run(argv=None):
+    """Run the benchmark, print its tables and return its rows (for benchmarks/run_all.py)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--softmax-rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    rows = []
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
     print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__} "
@@ -131,7 +135,8 @@ def main():
         labels = _Labels(y)
         functions["imbalance-xgboost 0.8.1 (no alpha)"] = (
             lambda: peer.focal_binary_object(z.astype(np.float32), labels))
-    report(f"binary focal, gamma=2, alpha=0.25, {n:.0e} rows", median_times(functions, args.repeat))
+    report(f"binary focal, gamma=2, alpha=0.25, {n:.0e} rows",
+           median_times(functions, args.repeat), rows)
 
     n_soft, k = args.softmax_rows, 10
     ys = rng.integers(0, k, n_soft)
@@ -147,8 +152,9 @@ def main():
         "NumPy": lambda: numpy_focal_softmax(ys, zs, 2.0),
     }
     report(f"softmax focal, gamma=2, K={k}, {n_soft:.0e} rows",
-           median_times(functions, args.repeat))
+           median_times(functions, args.repeat), rows)
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    run()

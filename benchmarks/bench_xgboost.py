@@ -66,7 +66,8 @@ def leaves_per_tree(booster):
     return sum(tree.count("leaf=") for tree in dump) / len(dump)
 
 
-def main():
+def run(argv=None):
+    """Run the benchmark, print its table and return its rows (for benchmarks/run_all.py)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--features", type=int, default=50)
@@ -74,7 +75,7 @@ def main():
     parser.add_argument("--depth", type=int, default=6)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--nthread", type=int, default=None, help="XGBoost threads (all cores)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
           f"load average {os.getloadavg()[0]:.2f} at start")
@@ -134,7 +135,11 @@ def main():
         print(f"  {name:<42}{median[name]:>10.3f}{median[name] / base:>12.2f}x"
               f"{leaves[name]:>13.1f}{min(times[name]):>8.2f}..{max(times[name]):.2f}")
     print(f"\nload average {os.getloadavg()[0]:.2f} at end; target: gbloss focal <= 1.10x")
+    title = (f"XGBoost training: {args.rows} x {args.features}, hist, depth {args.depth}, "
+             f"{args.rounds} rounds")
+    return [{"benchmark": title, "implementation": name, "seconds": median[name],
+             "vs_builtin": median[name] / base} for name in fits]
 
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -19,6 +19,7 @@
 
 import contextlib
 import os
+import types
 
 import numba
 
@@ -41,9 +42,34 @@ def scalar(fn):
     return _jit(fn, inline="always")
 
 
+class Kernel:
+    """A row loop compiled twice: ``parallel`` (``prange`` over Numba's thread pool) and
+    ``serial`` (the same loop on the calling thread, no pool at all).
+
+    A call runs ``serial`` when the current Numba thread count is 1 (:func:`thread_limit`),
+    ``parallel`` otherwise. Inside an engine's training loop the serial loop keeps Numba's
+    OpenMP pool from spinning against the engine's own OpenMP threads (benchmarks/
+    bench_threads.py). The serial copy has its own qualified name, so its cache entry is its
+    own (numba #6845).
+    """
+
+    def __init__(self, fn):
+        self.parallel = _jit(fn, parallel=True)
+        copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
+                                  fn.__defaults__, fn.__closure__)
+        copy.__qualname__ = fn.__qualname__ + "_serial"
+        copy.__doc__ = fn.__doc__
+        self.serial = _jit(copy)
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+
+    def __call__(self, *args):
+        return (self.serial if numba.get_num_threads() == 1 else self.parallel)(*args)
+
+
 def kernel(fn):
-    """Compile a row loop that uses ``numba.prange``."""
-    return _jit(fn, parallel=True)
+    """Compile a row loop that uses ``numba.prange``; see :class:`Kernel`."""
+    return Kernel(fn)
 
 
 #: Below this many output elements the kernels run on one thread: starting the pool costs more

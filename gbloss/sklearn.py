@@ -99,11 +99,6 @@ def _is_focal_type(loss):
     return isinstance(loss, AsymmetricLoss) or getattr(loss, "gamma", 0.0) > 0
 
 
-def _n_threads(n_jobs):
-    """Numba threads from ``n_jobs``: None or <= 0 (``-1``: all) mean gbloss's default."""
-    return int(n_jobs) if n_jobs is not None and n_jobs > 0 else None
-
-
 def _seed(random_state):
     """An int seed for the engines: ints pass, a RandomState draws one, None gives None."""
     if random_state is None or isinstance(random_state, numbers.Integral):
@@ -481,8 +476,7 @@ class _XGBClassifier(_GBLossClassifier):
         booster = gbx.train(params, dtrain, self.n_estimators, loss=loss,
                             metric=self.eval_metric if watch else None, evals=watch,
                             early_stopping_rounds=self.early_stopping_rounds,
-                            evals_result=result, verbose_eval=verbose,
-                            n_threads=_n_threads(self.n_jobs))
+                            evals_result=result, verbose_eval=verbose)
         best = booster.attr("best_iteration")
         return booster, result, None if best is None else int(best)
 
@@ -525,7 +519,8 @@ class FocalXGBClassifier(_XGBClassifier):
         XGBoost parameters as in ``xgboost.XGBClassifier``; None: the engine's default, or the
         gbloss default for focal-type losses (``min_child_weight=1e-3``, ``max_delta_step=1``).
         ``multi_strategy`` None is ``"multi_output_tree"`` for multi-label targets.
-        ``n_jobs`` also sets the threads of gbloss's gradient kernels.
+        ``n_jobs`` is the engine's thread count; gbloss's gradient kernel runs serially on
+        the engine's calling thread (see :class:`gbloss.xgboost.Objective`).
     engine_params : dict, optional
         Any other XGBoost parameter (``{"grow_policy": "lossguide"}``).
 
@@ -692,7 +687,7 @@ class _LGBMClassifier(_GBLossClassifier):
         booster = gbl.train(params, dtrain, self.n_estimators, loss=loss,
                             metric=self.eval_metric if valid else None, valid_sets=valid,
                             valid_names=[f"validation_{i}" for i in range(len(valid))],
-                            callbacks=callbacks, n_threads=_n_threads(self.n_jobs))
+                            callbacks=callbacks)
         best = booster.best_iteration if self.early_stopping_rounds is not None else 0
         return booster, result, best - 1 if best > 0 else None
 

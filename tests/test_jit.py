@@ -182,12 +182,12 @@ import gbloss
 from gbloss import _kernels
 grad, hess = gbloss.FocalLoss(2.0, 0.25).gradient_hessian(
     np.array([0.0, 1.0, 1.0]), np.array([0.5, -3.0, 2.0]), check_input=False)  # one kernel only
-stats = _kernels.sigmoid_gradient_hessian.stats
+stats = _kernels.sigmoid_gradient_hessian.serial.stats  # 3 rows: one thread
 print(json.dumps({
     "file": gbloss.__file__,
     "hits": sum(stats.cache_hits.values()),
     "misses": sum(stats.cache_misses.values()),
-    "cache": type(_kernels.sigmoid_gradient_hessian._cache).__name__,
+    "cache": type(_kernels.sigmoid_gradient_hessian.serial._cache).__name__,
     "grad": grad.tolist(), "hess": hess.tolist(),
 }))
 """
