@@ -476,7 +476,7 @@ class _XGBClassifier(_GBLossClassifier):
         booster = gbx.train(params, dtrain, self.n_estimators, loss=loss,
                             metric=self.eval_metric if watch else None, evals=watch,
                             early_stopping_rounds=self.early_stopping_rounds,
-                            evals_result=result, verbose_eval=verbose)
+                            evals_result=result, verbose_eval=verbose, X=X)
         best = booster.attr("best_iteration")
         return booster, result, None if best is None else int(best)
 

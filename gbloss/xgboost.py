@@ -167,12 +167,16 @@ class Objective:
         Multiplies every Hessian. 2.0 with a softmax loss reproduces XGBoost's
         ``multi:softprob`` Hessian ``2 p(1 - p)``; 1.0 (default) is gbloss's diagonal.
     n_threads : int or None
-        Numba threads for the kernel (None: gbloss's default, all threads for large data).
+        Numba threads for the kernel. 1 (default): the serial kernel, on XGBoost's calling
+        thread. XGBoost's OpenMP threads already keep every core busy, and Numba's own OpenMP
+        pool spinning against them slows training down, badly when another process holds a
+        core (benchmarks/bench_threads.py); the kernel is a small part of a round. None:
+        gbloss's default (all Numba threads for large data).
 
     The object pickles (for Dask) without its per-DMatrix caches.
     """
 
-    def __init__(self, loss, *, hessian_scale=1.0, n_threads=None):
+    def __init__(self, loss, *, hessian_scale=1.0, n_threads=1):
         _check_prepared(loss)
         scale = float(hessian_scale)
         if not np.isfinite(scale) or scale <= 0:
@@ -256,7 +260,7 @@ class Objective:
                           "train with gbloss.xgboost.train", UserWarning, stacklevel=4)
 
 
-def objective(loss, *, hessian_scale=1.0, n_threads=None):
+def objective(loss, *, hessian_scale=1.0, n_threads=1):
     """The ``obj=`` callable for ``xgboost.train``; see :class:`Objective`."""
     return Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
 
@@ -464,7 +468,7 @@ def _check_kwargs(kwargs):
 
 
 def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None,
-          early_stopping_rounds=None, maximize=None, hessian_scale=1.0, n_threads=None,
+          early_stopping_rounds=None, maximize=None, hessian_scale=1.0, n_threads=1, X=None,
           **kwargs):
     """``xgboost.train`` with a gbloss loss; the booster remembers the loss and its start.
 
@@ -474,6 +478,17 @@ def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None
     direction as ``maximize``, and stores the loss, task and start as booster attributes
     (saved with the model) for :func:`predict_proba`. Other keyword arguments go to
     ``xgboost.train`` (``evals_result``, ``verbose_eval``, ``callbacks``, ``xgb_model``...).
+
+    **GPU** (``params["device"] = "cuda"``): give ``X=``, the feature matrix ``dtrain`` was
+    built from (CuPy, NumPy or numeric pandas; copied to the GPU once), and training runs
+    device-resident (:func:`gbloss.cuda.train_xgboost`): margins, labels, weights, gradients
+    and Hessians stay on the GPU, with no host copy per round. The model equals the host
+    objective's (same trees; margins agree to float32 rounding). Callbacks, eval sets, early
+    stopping, ``evals_result``, ``xgb_model`` and the booster attributes work as on the CPU.
+    Missing GPU, CuPy or numba-cuda raise :class:`gbloss.cuda.GPUUnavailableError`. Without
+    ``X=`` (or with a sparse ``X``, a ``booster`` other than ``gbtree``, dropout or
+    ``process_type="update"``) gbloss warns and trains with the host objective, whose per-round
+    copies cost several times the built-in objective's time (shared/reference/gpu.md).
     """
     _check_kwargs(kwargs)
     params = dict(params or {})
@@ -482,12 +497,47 @@ def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None
     if kwargs.get("xgb_model") is not None:
         del train_params["base_score"]  # continue from the model's own start
     custom, maximize = _metric_and_direction(loss, metric, maximize)
-    booster = xgboost.train(train_params, dtrain, num_boost_round, evals=evals,
-                            obj=Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads),
-                            custom_metric=custom, maximize=maximize,
-                            early_stopping_rounds=early_stopping_rounds, **kwargs)
+    loop = _device_loop(train_params, X)
+    if loop is None:
+        booster = xgboost.train(
+            train_params, dtrain, num_boost_round, evals=evals,
+            obj=Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads),
+            custom_metric=custom, maximize=maximize,
+            early_stopping_rounds=early_stopping_rounds, **kwargs)
+    else:
+        booster = loop(train_params, dtrain, num_boost_round, X=X, loss=loss,
+                       hessian_scale=hessian_scale, evals=evals, custom_metric=custom,
+                       maximize=maximize, early_stopping_rounds=early_stopping_rounds, **kwargs)
     _remember(booster, loss, task, start)
     return booster
+
+
+def _device_loop(params, X):
+    """:func:`gbloss.cuda.train_xgboost` when ``params`` ask for the GPU and ``X`` allows the
+    device-resident loop; None (XGBoost's loop with the host objective) otherwise, with a
+    warning when the GPU was asked for. Raises when the GPU stack is missing."""
+    device = str(params.get("device") or "cpu").lower()
+    if not device.startswith(("cuda", "gpu")):
+        return None
+    booster = params.get("booster", "gbtree")
+    # the loop adds each round's new trees to the margins: nothing may change earlier trees
+    changes_trees = (float(params.get("rate_drop") or 0) > 0 or bool(params.get("one_drop"))
+                     or params.get("process_type") == "update")
+    reason = ("no X= was given" if X is None else
+              "X is sparse" if hasattr(X, "tocsr") else
+              f"booster={booster!r} is not 'gbtree'" if booster != "gbtree" else
+              "dropout or process_type='update' changes earlier trees" if changes_trees else
+              None)
+    if reason is not None:
+        warnings.warn(f"device={params['device']!r} but {reason}: gbloss computes gradients on "
+                      "the host every round (XGBoost copies margins out and gradients back, "
+                      "several times slower than the device-resident path); pass X=, the "
+                      "dense feature matrix dtrain was built from", UserWarning, stacklevel=3)
+        return None
+    from . import cuda  # numba-cuda (and CuPy, checked here) only on this path
+
+    cuda.require(cupy=True)
+    return cuda.train_xgboost
 
 
 # -- prediction ------------------------------------------------------------------------------
@@ -536,7 +586,8 @@ def _margins(booster, data, iteration_range):
     iteration_range = _iteration_range(booster, iteration_range)
     if isinstance(data, xgboost.DMatrix):
         return booster.predict(data, output_margin=True, iteration_range=iteration_range)
-    return booster.inplace_predict(data, predict_type="margin", iteration_range=iteration_range)
+    raw = booster.inplace_predict(data, predict_type="margin", iteration_range=iteration_range)
+    return raw.get() if hasattr(raw, "__cuda_array_interface__") else raw  # CuPy: to the host
 
 
 def predict_raw(booster, data, *, iteration_range=None):
@@ -544,7 +595,8 @@ def predict_raw(booster, data, *, iteration_range=None):
 
     ``data``: a DMatrix or anything ``Booster.inplace_predict`` takes (NumPy, pandas, ...).
     ``iteration_range`` defaults to the trees up to ``best_iteration`` after early stopping
-    (like XGBoost's scikit-learn API), else all trees. Shape (n,) or (n, K).
+    (like XGBoost's scikit-learn API), else all trees. A NumPy array of shape (n,) or (n, K),
+    also for CuPy ``data`` (predicted on the GPU, then copied to the host).
     """
     return _margins(booster, data, iteration_range)
 
@@ -621,7 +673,7 @@ def _frequencies(counts):
 
 
 def dask_train(client, params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None,
-               early_stopping_rounds=None, maximize=None, hessian_scale=1.0, n_threads=None,
+               early_stopping_rounds=None, maximize=None, hessian_scale=1.0, n_threads=1,
                **kwargs):
     """:func:`train` on a Dask cluster through ``xgboost.dask.train``.
 

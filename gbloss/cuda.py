@@ -1,0 +1,447 @@
+"""GPU gradients of the gbloss losses, compiled by numba-cuda from the CPU source.
+
+Nothing here is a second copy of the math. Each scalar function of :mod:`gbloss._kernels`
+(``sigmoid_parts`` ... ``sigmoid_element``, ``softmax_margin``) *and* each row loop
+(``sigmoid_gradient_hessian``, ``softmax_gradient_hessian``, ``sigmoid_loss``, ``softmax_loss``)
+is recompiled as a CUDA device function from its undecorated source (``.py_func``, kept by
+:mod:`gbloss._jit` for this; :func:`python_source`), in a namespace where
+
+* the other scalar functions are their device versions,
+* ``prange`` is ``range``: a device loop runs serially over the rows it is given, and the CUDA
+  kernels below give it one row each (views ``a[i:i + 1]``, one thread per row, grid-stride),
+* ``np`` is NumPy, except that ``np.exp``, ``np.log``, ``np.log1p`` and ``np.floor`` are the
+  ``math`` functions: numba-cuda 0.30.4 types these NumPy ufuncs on scalars but cannot lower
+  them (``KeyError: <ufunc 'exp'>``, its CUDA ufunc table lacks them); ``math.exp`` and
+  ``np.exp`` are the same libdevice call on the GPU. Under the simulator ``np`` stays NumPy
+  (``math.exp`` raises on overflow in Python where NumPy gives inf).
+
+So a change to a loss's formula reaches the GPU without an edit here. Numba options match
+:mod:`gbloss._jit`'s: no ``fastmath``, and numba-cuda's ``error_model="numpy"`` (its default
+outside ``debug=True``). This module imports numba-cuda; ``import gbloss`` never imports it
+(nor CuPy): it is loaded only when asked for, by ``import gbloss.cuda`` or by
+``gbloss.xgboost.train`` with ``device="cuda"`` and ``X=``.
+
+The one compatibility shim of the GPU path, :func:`_import_numba_cuda`: numba-cuda <= 0.30.4
+registers an overload for ``numpy.row_stack`` when its ``numba.cuda.np.arrayobj`` module is
+imported (at the first kernel compile), and NumPy 2.5 removed that alias, so the first compile
+fails with ``AttributeError: module 'numpy' has no attribute 'row_stack'``. Only when NumPy
+lacks the alias, gbloss defines it as ``numpy.vstack`` for the duration of that one import and
+removes it again (NumPy's namespace is left as it was). Remove the shim once numba-cuda guards
+the overload like numba 0.68 does (``if hasattr(np, "row_stack")``).
+
+Arrays: inputs are NumPy arrays (copied to the device and back: for tests) or device arrays
+(anything with ``__cuda_array_interface__``: CuPy, numba, PyTorch). The device-resident XGBoost
+loop is :func:`train_xgboost`, reached through :func:`gbloss.xgboost.train`.
+"""
+
+import importlib.util
+import math
+import types
+import warnings
+
+import numpy as np
+
+from . import _kernels
+from .losses import _HESSIAN_MODES, BINARY, MULTICLASS
+
+#: Threads per block of the row kernels (one row per thread, grid-stride).
+THREADS_PER_BLOCK = 256
+#: Upper bound on blocks per launch; further rows are taken by the grid-stride loop.
+MAX_BLOCKS = 65_536
+#: Device functions built from ``_kernels``, in the order they call each other.
+DEVICE_FUNCTIONS = ("sigmoid_parts", "power_of", "focal_core", "apply_policy", "asl_negative",
+                    "sigmoid_element", "softmax_margin", "sigmoid_gradient_hessian",
+                    "sigmoid_loss", "softmax_gradient_hessian", "softmax_loss")
+#: NumPy ufuncs on scalars that numba-cuda 0.30.4 cannot lower, and their ``math`` versions.
+_MATH_FOR_NUMPY = {"exp": math.exp, "log": math.log, "log1p": math.log1p, "floor": math.floor}
+
+
+class GPUUnavailableError(RuntimeError):
+    """The GPU path was asked for but cannot run here; the message says what is missing."""
+
+
+def _import_numba_cuda():
+    """``numba.cuda``, with the NumPy 2.5 ``row_stack`` shim (module docstring) applied."""
+    if importlib.util.find_spec("numba_cuda") is None:  # numba's own, deprecated CUDA target
+        raise GPUUnavailableError("gbloss's GPU kernels need the numba-cuda package: "
+                                  "pip install 'numba-cuda>=0.30'")
+    from numba import cuda
+
+    missing = not hasattr(np, "row_stack")
+    if missing:
+        np.row_stack = np.vstack
+    try:
+        import numba.cuda.np.arrayobj  # noqa: F401  (registers the row_stack overload)
+    finally:
+        if missing:
+            del np.row_stack
+    return cuda
+
+
+cuda = _import_numba_cuda()
+#: True under numba-cuda's CPU simulator (``NUMBA_ENABLE_CUDASIM=1`` when numba.cuda was
+#: first imported).
+SIMULATOR = cuda.jit.__module__.startswith("numba.cuda.simulator")
+
+
+def _device_numpy():
+    """``np`` as the device functions see it (module docstring)."""
+    if SIMULATOR:
+        return np
+    module = types.ModuleType("gbloss.cuda.numpy")
+    module.__dict__.update(vars(np))
+    module.__dict__.update(_MATH_FOR_NUMPY)
+    return module
+
+
+def python_source(compiled):
+    """The undecorated function of a gbloss scalar (a Numba dispatcher, ``.py_func``) or row
+    loop (:class:`gbloss._jit.Kernel`, whose parallel and serial dispatchers share it)."""
+    if hasattr(compiled, "py_func"):
+        return compiled.py_func
+    return compiled.parallel.py_func
+
+
+def _build_device_functions():
+    namespace = dict(vars(_kernels))
+    namespace["np"] = _device_numpy()
+    namespace["prange"] = range
+    for name in DEVICE_FUNCTIONS:
+        src = python_source(getattr(_kernels, name))
+        fn = types.FunctionType(src.__code__, namespace, src.__name__, src.__defaults__,
+                                src.__closure__)
+        fn.__doc__ = src.__doc__
+        namespace[name] = cuda.jit(device=True)(fn)
+    return types.SimpleNamespace(**{name: namespace[name] for name in DEVICE_FUNCTIONS})
+
+
+device = _build_device_functions()
+
+# ------------------------------------------------------------------------------------------------
+# Kernels: one thread per row, each calling the CPU row loop's source on one-row views. The
+# arguments are those of the CPU loops (see gbloss/_kernels.py).
+
+_sigmoid_gh_row = device.sigmoid_gradient_hessian
+_softmax_gh_row = device.softmax_gradient_hessian
+_sigmoid_loss_row = device.sigmoid_loss
+_softmax_loss_row = device.softmax_loss
+
+
+@cuda.jit
+def sigmoid_gradient_hessian(y, raw, weight, offset, a_pos, a_neg, gamma_pos, gamma_neg, margin,
+                             detached, mode, grad, hess):
+    weighted = weight.shape[0] > 0
+    for i in range(cuda.grid(1), raw.shape[0], cuda.gridsize(1)):
+        w = weight[i:i + 1] if weighted else weight[0:0]
+        _sigmoid_gh_row(y[i:i + 1], raw[i:i + 1], w, offset, a_pos, a_neg, gamma_pos, gamma_neg,
+                        margin, detached, mode, grad[i:i + 1], hess[i:i + 1])
+
+
+@cuda.jit
+def sigmoid_loss(y, raw, weight, offset, a_pos, a_neg, gamma_pos, gamma_neg, margin, out):
+    weighted = weight.shape[0] > 0
+    for i in range(cuda.grid(1), raw.shape[0], cuda.gridsize(1)):
+        w = weight[i:i + 1] if weighted else weight[0:0]
+        _sigmoid_loss_row(y[i:i + 1], raw[i:i + 1], w, offset, a_pos, a_neg, gamma_pos,
+                          gamma_neg, margin, out[i:i + 1])
+
+
+@cuda.jit
+def softmax_gradient_hessian(y, raw, weight, offset, alpha, gamma, mode, grad, hess):
+    weighted = weight.shape[0] > 0
+    for i in range(cuda.grid(1), raw.shape[0], cuda.gridsize(1)):
+        w = weight[i:i + 1] if weighted else weight[0:0]
+        _softmax_gh_row(y[i:i + 1], raw[i:i + 1], w, offset, alpha, gamma, mode, grad[i:i + 1],
+                        hess[i:i + 1])
+
+
+@cuda.jit
+def softmax_loss(y, raw, weight, offset, alpha, gamma, out):
+    weighted = weight.shape[0] > 0
+    for i in range(cuda.grid(1), raw.shape[0], cuda.gridsize(1)):
+        w = weight[i:i + 1] if weighted else weight[0:0]
+        _softmax_loss_row(y[i:i + 1], raw[i:i + 1], w, offset, alpha, gamma, out[i:i + 1])
+
+
+def configured(kernel, n_rows):
+    """``kernel[blocks, threads]`` for ``n_rows`` rows (:func:`launch_config`). numba-cuda warns
+    about grids under 128 blocks; for inputs under 32768 rows one thread per row is the right
+    size, so that warning is silenced here, for this launch configuration only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Grid size .* under-utilization")
+        return kernel[launch_config(n_rows)]
+
+
+def launch_config(n_rows):
+    """``(blocks, threads)`` for ``n_rows`` rows (a few threads under the simulator, where each
+    thread is a Python thread)."""
+    if SIMULATOR:
+        return 1, max(1, min(n_rows, 4))
+    blocks = min(MAX_BLOCKS, max(1, -(-n_rows // THREADS_PER_BLOCK)))
+    return blocks, THREADS_PER_BLOCK
+
+
+# ------------------------------------------------------------------------------------------------
+# Availability
+
+
+def require(*, cupy=True):
+    """Raise :class:`GPUUnavailableError` unless the GPU path can run: a CUDA device that
+    numba-cuda sees (or its simulator) and, with ``cupy=True``, CuPy. Returns CuPy (or None)."""
+    if not cuda.is_available():
+        raise GPUUnavailableError("no CUDA GPU is available to numba-cuda (no device or no "
+                                  "driver); train with device='cpu' (the default)")
+    if not cupy:
+        return None
+    try:
+        import cupy as cp
+    except ImportError as exc:
+        raise GPUUnavailableError("the device-resident training path needs CuPy "
+                                  "(pip install cupy-cuda12x); or train with device='cpu'"
+                                  ) from exc
+    return cp
+
+
+# ------------------------------------------------------------------------------------------------
+# Gradients of a loss on device arrays
+
+
+def _is_device_array(a):
+    return hasattr(a, "__cuda_array_interface__")
+
+
+def _to_device(a):
+    """A NumPy array as kernel argument: as is under the simulator, copied otherwise."""
+    if SIMULATOR:
+        return np.ascontiguousarray(a)
+    return cuda.to_device(np.ascontiguousarray(a))
+
+
+def _view(a):
+    """A kernel argument for a device (CAI) or NumPy array, made once per fit."""
+    if _is_device_array(a):
+        return cuda.as_cuda_array(a, sync=False) if not SIMULATOR else a
+    return a
+
+
+def _labels_to_host(y):
+    if _is_device_array(y) and not isinstance(y, np.ndarray):
+        return cuda.as_cuda_array(y).copy_to_host() if not SIMULATOR else np.asarray(y)
+    return np.asarray(y)
+
+
+class DeviceGradient:
+    """One loss's gradient and Hessian on the GPU for fixed labels and weights.
+
+    Labels and weights are validated on the host once (the checks of
+    :meth:`gbloss.Loss.gradient_hessian`) and copied to the device once; the kernel's parameters
+    are the loss's own (``_sigmoid_setup``/``_softmax_setup``). :meth:`__call__` then launches
+    one kernel per call, on device views built here, into the given output buffers.
+
+    Parameters
+    ----------
+    loss : gbloss.Loss
+    y : array (n,) or (n, K)
+        Labels as for :meth:`gbloss.Loss.gradient_hessian` (host or device).
+    shape : tuple
+        Shape of the raw scores, (n,) binary or (n, K).
+    sample_weight : array (n,) or None
+    hessian_scale : float
+        Multiplies the Hessian (see :class:`gbloss.xgboost.Objective`).
+    """
+
+    def __init__(self, loss, y, shape, sample_weight=None, *, hessian_scale=1.0):
+        y = _labels_to_host(y)
+        if sample_weight is not None:
+            sample_weight = _labels_to_host(sample_weight)
+        placeholder = np.broadcast_to(np.float32(0), tuple(shape))
+        task, y, raw, weight = loss._inputs(y, placeholder, sample_weight, True)
+        self.task, self.shape = task, tuple(shape)
+        self.hessian_scale = float(hessian_scale)
+        self.mode = _HESSIAN_MODES[loss.hessian]
+        self._weight = _to_device(weight)
+        if task == MULTICLASS:
+            offset, alpha, gamma = loss._softmax_setup(shape[1], y)
+            self._y = _to_device(y)
+            self._params = (_to_device(offset), _to_device(alpha), float(gamma))
+        else:
+            n_out = 1 if task == BINARY else shape[1]
+            s = loss._sigmoid_setup(n_out, y)
+            self._y = _to_device(y.reshape(-1, n_out))
+            self._params = (_to_device(s.offset), _to_device(s.a_pos), _to_device(s.a_neg),
+                            s.gamma_pos, s.gamma_neg, s.margin, s.detached)
+
+    def bind(self, raw, grad, hess):
+        """A no-argument launcher for fixed buffers: device views are made once, here."""
+        as2d = (lambda a: a.reshape(-1, 1)) if self.task == BINARY else (lambda a: a)
+        raw, grad, hess = (_view(as2d(a)) for a in (raw, grad, hess))
+        args = (self._y, raw, self._weight, *self._params, self.mode, grad, hess)
+        kernel = softmax_gradient_hessian if self.task == MULTICLASS else sigmoid_gradient_hessian
+        launch = configured(kernel, self.shape[0])
+
+        def run():
+            launch(*args)
+
+        return run
+
+    def __call__(self, raw, out):
+        """Fill ``out = (grad, hess)`` (arrays of ``raw``'s shape) from ``raw``; returns out."""
+        self.bind(raw, *out)()
+        return out
+
+
+def _host_or_device(raw):
+    if isinstance(raw, np.ndarray) or not _is_device_array(raw):
+        return np.asarray(raw), True
+    return raw, False
+
+
+def gradient_hessian(loss, y, raw, sample_weight=None):
+    """:meth:`gbloss.Loss.gradient_hessian` computed by the GPU kernels.
+
+    ``raw`` a NumPy array: the result is NumPy (float64 math, ``raw``'s dtype), copied back
+    from the device. ``raw`` a device array: the result is a pair of numba device arrays of
+    ``raw``'s shape and dtype (``cupy.asarray(grad)`` wraps one without a copy).
+    """
+    raw, host = _host_or_device(raw)
+    shape = tuple(raw.shape)
+    grad_fn = DeviceGradient(loss, y, shape, sample_weight)
+    if host:
+        raw = raw if raw.dtype in (np.float32, np.float64) else raw.astype(np.float64)
+        if SIMULATOR:
+            out = (np.empty_like(raw), np.empty_like(raw))
+            return grad_fn(raw, out)
+        d_raw = cuda.to_device(np.ascontiguousarray(raw))
+        out = (cuda.device_array_like(d_raw), cuda.device_array_like(d_raw))
+        grad_fn(d_raw, out)
+        return out[0].copy_to_host(), out[1].copy_to_host()
+    d_raw = cuda.as_cuda_array(raw)
+    out = (cuda.device_array(shape, d_raw.dtype), cuda.device_array(shape, d_raw.dtype))
+    return grad_fn(d_raw, out)
+
+
+def loss_values(loss, y, raw, sample_weight=None):
+    """:meth:`gbloss.Loss.loss` (per-sample values, float64) computed by the GPU kernels;
+    NumPy in, NumPy out."""
+    raw = np.asarray(raw)
+    raw = raw if raw.dtype in (np.float32, np.float64) else raw.astype(np.float64)
+    grad_fn = DeviceGradient(loss, y, raw.shape, sample_weight)
+    d_raw = _to_device(raw.reshape(-1, 1) if grad_fn.task == BINARY else raw)
+    out = np.empty(raw.shape[0]) if SIMULATOR else cuda.device_array(raw.shape[0], np.float64)
+    if grad_fn.task == MULTICLASS:
+        offset, alpha, gamma = grad_fn._params
+        configured(softmax_loss, raw.shape[0])(grad_fn._y, d_raw, grad_fn._weight, offset,
+                                                alpha, gamma, out)
+    else:
+        configured(sigmoid_loss, raw.shape[0])(grad_fn._y, d_raw, grad_fn._weight,
+                                                *grad_fn._params[:6], out)
+    return out if SIMULATOR else out.copy_to_host()
+
+
+# ------------------------------------------------------------------------------------------------
+# The device-resident XGBoost loop
+
+
+def _array_module():
+    """CuPy (checked by :func:`require`); a seam for the CPU-simulator tests."""
+    return require(cupy=True)
+
+
+def device_features(X, xp=None):
+    """The feature matrix as a C-contiguous float32 device array (CuPy) for ``inplace_predict``.
+
+    Takes CuPy (or any ``__cuda_array_interface__`` array), NumPy and numeric pandas
+    DataFrames. Missing values must be NaN (XGBoost's default ``missing``).
+    """
+    xp = _array_module() if xp is None else xp
+    if hasattr(X, "dtypes") and hasattr(X, "to_numpy"):  # pandas
+        kinds = {getattr(d, "kind", "O") for d in X.dtypes}  # category: "O"
+        if not kinds <= set("biuf"):
+            raise ValueError("the device-resident path needs numeric feature columns; "
+                             f"X has dtypes {sorted({str(d) for d in X.dtypes})}: encode "
+                             "categorical columns first, or drop X= to train with host "
+                             "gradients")
+        X = X.to_numpy(dtype=np.float32, na_value=np.nan)
+    if hasattr(X, "tocsr") or getattr(X, "ndim", 2) != 2:
+        raise ValueError(f"X must be a dense 2-D array (NumPy, CuPy or pandas), got "
+                         f"{type(X).__name__} of shape {getattr(X, 'shape', None)}")
+    return xp.ascontiguousarray(xp.asarray(X, dtype=xp.float32))
+
+
+def _predict_margin(booster, X, base_margin, iteration_range):
+    return booster.inplace_predict(X, iteration_range=iteration_range, predict_type="margin",
+                                   base_margin=base_margin, validate_features=False)
+
+
+def train_xgboost(params, dtrain, num_boost_round, *, X, loss, hessian_scale=1.0, evals=None,
+                  custom_metric=None, maximize=None, early_stopping_rounds=None,
+                  evals_result=None, verbose_eval=True, xgb_model=None, callbacks=None,
+                  xp=None):
+    """``xgboost.train`` with gradients computed and kept on the GPU.
+
+    The loop of ``xgboost.train`` (its ``CallbackContainer``: callbacks, evaluation sets,
+    early stopping, ``evals_result``, ``verbose_eval``, ``xgb_model``) with the round body
+    replaced: the gbloss kernel writes gradients and Hessians into device buffers allocated once,
+    ``Booster.boost(dtrain, i, grad=, hess=)`` grows the trees, and the margins are advanced on
+    the device by predicting the new trees only, ``inplace_predict(X, iteration_range=(r - 1,
+    r), base_margin=margins)``. Labels and weights are read from ``dtrain`` once. Nothing is
+    copied to the host per round except what custom metrics on ``evals`` need (XGBoost's
+    ``eval_set`` predicts each eval set and hands host arrays to the metric).
+
+    ``params`` are the training parameters from :func:`gbloss.xgboost.params`; ``X`` the
+    feature matrix ``dtrain`` was built from (:func:`device_features` converts it); ``xp`` the
+    array module (CuPy; NumPy only for the simulator tests).
+    """
+    import xgboost
+    from xgboost.callback import CallbackContainer, EarlyStopping, EvaluationMonitor
+
+    xp = _array_module() if xp is None else xp
+    X = device_features(X, xp)
+    n_rows = dtrain.num_row()
+    if X.shape[0] != n_rows or X.shape[1] != dtrain.num_col():
+        raise ValueError(f"X has shape {tuple(X.shape)} but dtrain has {n_rows} rows and "
+                         f"{dtrain.num_col()} columns: pass the feature matrix dtrain was "
+                         "built from")
+    evals = list(evals) if evals else []
+    callbacks = list(callbacks) if callbacks else []
+    bst = xgboost.Booster(params, [dtrain] + [d for d, _ in evals], model_file=xgb_model)
+    if verbose_eval:
+        callbacks.append(EvaluationMonitor(period=1 if verbose_eval is True else verbose_eval))
+    if early_stopping_rounds:
+        callbacks.append(EarlyStopping(rounds=early_stopping_rounds, maximize=maximize))
+    container = CallbackContainer(callbacks, metric=custom_metric, output_margin=True)
+
+    # the start: dtrain's base_margin if set, else base_score; plus the trees of xgb_model
+    base_margin = dtrain.get_base_margin()  # flat, n_rows * outputs
+    if base_margin.size:
+        base_margin = xp.asarray(base_margin.reshape(n_rows, -1), dtype=xp.float32)
+        base_margin = base_margin[:, 0] if base_margin.shape[1] == 1 else base_margin
+    else:
+        base_margin = None
+    margins = xp.ascontiguousarray(_predict_margin(bst, X, base_margin, (0, 0)),
+                                   dtype=xp.float32)
+    grad = xp.empty_like(margins)
+    hess = xp.empty_like(margins)
+    weight = dtrain.get_weight()
+    gradient = DeviceGradient(loss, dtrain.get_label(), margins.shape,
+                              weight if weight.size else None, hessian_scale=hessian_scale)
+    launch = gradient.bind(margins, grad, hess)
+    scale = gradient.hessian_scale
+
+    bst = container.before_training(bst)
+    for i in range(num_boost_round):
+        if container.before_iteration(bst, i, dtrain, evals):
+            break
+        launch()
+        if scale != 1.0:
+            hess *= scale
+        bst.boost(dtrain, i, grad=grad, hess=hess)
+        rounds = bst.num_boosted_rounds()
+        xp.copyto(margins, _predict_margin(bst, X, margins, (rounds - 1, rounds)))
+        if container.after_iteration(bst, i, dtrain, evals):
+            break
+    bst = container.after_training(bst)
+    if evals_result is not None:
+        evals_result.update(container.history)
+    return bst.reset() if hasattr(bst, "reset") else bst
+
