@@ -1,0 +1,836 @@
+"""gbloss losses in LightGBM: training objective, eval metrics, the start, predictions, Dask.
+
+The recipe (plain ``lightgbm.train``)::
+
+    import lightgbm as lgb, gbloss, gbloss.lightgbm as gbl
+
+    loss = gbloss.FocalLoss(gamma=2.0, alpha=0.25)
+    params = gbl.params(loss, train_set, {"num_leaves": 31}, valid_sets=[valid_set])
+    booster = lgb.train(params, train_set, 500, valid_sets=[valid_set],
+                        feval=gbl.metric(loss, "average_precision"),
+                        callbacks=[lgb.early_stopping(20)])
+    proba = gbl.predict_proba(booster, X_test)    # probabilities, start included
+
+:func:`params` returns the parameters with ``"objective": gbl.objective(loss)``, the default
+metric switched off and the loss's description, and sets the start as ``init_score`` on the
+training set and every validation set. Or in one call (the start then lives in the trees)::
+
+    booster = gbl.train({"num_leaves": 31}, train_set, 500, loss=loss,
+                        metric="average_precision", valid_sets=[valid_set],
+                        callbacks=[lgb.early_stopping(20)])
+    proba = gbl.predict_proba(booster, X_test)
+
+Either booster keeps its loss through ``save_model`` / ``lgb.Booster(model_file=...)``,
+``model_to_string`` / ``lgb.Booster(model_str=...)`` and pickling, so
+``gbl.predict_proba(lgb.Booster(model_file=path), X)`` gives probabilities.
+
+Tasks: binary (labels in [0, 1]) and multiclass (labels ``0..K-1`` and ``params["num_class"]
+= K``: softmax losses). LightGBM's custom objectives have no multi-output trees; multi-label
+targets go through ``sklearn.multiclass.OneVsRestClassifier(gbloss.sklearn.
+GBLossLGBMClassifier(...))``.
+
+Design decisions
+----------------
+* **The start** is the loss's :meth:`~gbloss.Loss.init_score`. LightGBM ignores
+  ``boost_from_average`` for custom objectives (training starts at 0) and neither saves
+  ``init_score`` nor adds it at predict time. gbloss therefore sets it as ``init_score`` on the
+  training and validation Datasets (the metrics and early stopping see margins with the start)
+  and, after training, puts it into the model: :func:`train` adds it to the leaves of the first
+  iteration's trees (``Booster.set_leaf_output``, exactly what LightGBM's own
+  ``boost_from_average`` does for built-in objectives), so that even plain
+  ``booster.predict(X, raw_score=True)`` includes it. Where that would be wrong (``dart``
+  boosting rescales old trees, ``linear_tree`` leaves are not constants) and for boosters from
+  plain ``lgb.train`` the start stays in the loss record below and :func:`predict_raw` adds
+  it. ``rf`` boosting is refused: LightGBM's random forest takes no ``init_score``.
+* **The loss record** (loss, task, start, whether the trees hold the start) is stored in the
+  model itself: LightGBM saves its parameters in the model text, and the record is the value
+  of the ``valid`` parameter (a list of validation *file names* that only LightGBM's command
+  line program reads), written as ``"gbloss-" + hex(JSON)``. A sidecar file would not follow
+  ``Booster(model_file=...)``, and unknown parameter names are not saved. :func:`params` and
+  :func:`train` refuse a ``valid`` entry of their own.
+* **Hessians** are gbloss's (exact softmax diagonal ``p_k(1 - p_k)`` times focal factors, PSD
+  policy for the focal-type losses). LightGBM's ``multiclass`` uses ``K/(K-1) p_k(1 - p_k)``
+  (loss-math.md 3.5): ``hessian_scale=K/(K-1)`` reproduces it.
+* **Sample weights** of the Dataset are applied inside the objective (LightGBM never applies
+  them to custom gradients) and by the metrics.
+* **Metrics** (:class:`Metric`, for ``feval=``) are computed on probabilities and return
+  LightGBM's ``(name, value, is_higher_better)``, so ``lgb.early_stopping`` goes the right way.
+  LightGBM's early stopping watches every metric on every validation set (stopping when any
+  one stalls) unless ``first_metric_only=True``. The default metric, computed on raw scores,
+  is switched off (``metric="None"``); :func:`params` and :func:`train` refuse a ``metric``
+  parameter (use ``metric=`` / ``feval=`` with gbloss metrics instead).
+* **Buffers**: LightGBM passes float64 scores, ``(n, K)`` Fortran-ordered for multiclass and a
+  view of a buffer it reuses every round; the objective never keeps them. It refills the same
+  float32 gradient buffers every round (Fortran-ordered for multiclass, so LightGBM's
+  ``ravel(order="F")`` and float32 cast are no-copy views); LightGBM is done with them when
+  ``Booster.update`` returns, before the next round asks for new ones. The first round's
+  validated call fills them, so no round computes its gradients twice.
+* **Two calling conventions**: :class:`Objective` and :class:`Metric` take
+  ``(preds, dataset)`` (``lgb.train``) and ``(y_true, y_pred, weight)`` (LightGBM's
+  scikit-learn and Dask estimators, which count three parameters and pass the weights).
+  ``lgb.train`` deep-copies ``params``, so the objective keeps nothing the caller needs: every
+  copy reads labels and weights from the Dataset it is handed.
+* **Dask**: :func:`dask_train` reduces every partition of the labels to class masses on the
+  workers, builds the loss (priors) and the start from the totals and fits
+  ``lightgbm.DaskLGBMClassifier`` with the objective and the start as ``init_score``.
+  :func:`predict_raw` and :func:`predict_proba` take Dask data too (lazy, block by block).
+"""
+
+import functools
+import json
+import warnings
+import weakref
+
+import lightgbm
+import numpy as np
+
+from . import _metrics
+from .losses import BINARY, MULTICLASS, MULTILABEL, loss_from_dict
+
+#: LightGBM parameter that carries the loss record in the saved model (see the module notes).
+RECORD_PARAM = "valid"
+_RECORD_PREFIX = "gbloss-"
+_RECORD_VERSION = 1
+
+#: gbloss metric names (:mod:`gbloss._metrics`), also the names LightGBM shows.
+METRIC_NAMES = tuple(_metrics.METRICS)
+
+_ALIASES = {
+    "objective": ("objective", "objective_type", "app", "application", "loss"),
+    "metric": ("metric", "metrics", "metric_types"),
+    "num_class": ("num_class", "num_classes"),
+    "boosting": ("boosting", "boosting_type", "boost"),
+    "linear_tree": ("linear_tree", "linear_trees"),
+    "valid": ("valid", "test", "valid_data", "valid_data_file", "test_data", "test_data_file",
+              "valid_filenames"),
+}
+_MULTICLASS_LOSSES = "FocalLoss, CrossEntropyLoss or LogitAdjustedLoss"
+_MULTILABEL_HINT = ("LightGBM's custom objectives have no multi-output trees: for multi-label "
+                    "targets use sklearn.multiclass.OneVsRestClassifier("
+                    "gbloss.sklearn.GBLossLGBMClassifier(loss))")
+
+
+def _get(params, key, default=None):
+    for alias in _ALIASES[key]:
+        if alias in params:
+            return params[alias]
+    return default
+
+
+# -- targets ---------------------------------------------------------------------------------
+
+
+def _check_prepared(loss):
+    """Refuse a loss whose training statistics are still open (LogitAdjustedLoss(priors=None))."""
+    if getattr(loss, "priors", False) is None:
+        raise ValueError(f"{loss!r} has no class priors yet: fix them from the training labels "
+                         "first, loss = loss.prepare(y_train) (gbloss.lightgbm.train and "
+                         "dask_train do this for you)")
+
+
+def _target(loss, y, num_class):
+    """The task and the labels in the loss's shape; raises naming the setting to change.
+
+    ``num_class``: LightGBM's number of scores per row (0, 1 or None: one).
+    """
+    name = type(loss).__name__
+    if y is None:
+        raise ValueError("the Dataset has no labels: create it with lightgbm.Dataset(X, "
+                         "label=y)")
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"labels of shape {y.shape} are a multi-label target; {_MULTILABEL_HINT}")
+    if y.size == 0:
+        raise ValueError("the Dataset has no rows")
+    if np.isnan(y).any():
+        raise ValueError("the labels contain NaN: every row needs a label")
+    num_class = int(num_class or 0)
+    if num_class > 1:
+        if MULTICLASS not in loss.tasks:
+            raise ValueError(f"{name} does not support multiclass targets (LightGBM gives it "
+                             f"{num_class} scores per row because params has "
+                             f"num_class={num_class}): remove num_class for a binary target, "
+                             f"or use {_MULTICLASS_LOSSES}")
+        if np.any((y < 0) | (y >= num_class) | (y != np.floor(y))):
+            raise ValueError(f"multiclass labels must be integers in 0..{num_class - 1} "
+                             f"(num_class={num_class}); got values in [{y.min()}, {y.max()}]: "
+                             "encode the classes as 0..K-1 and set params['num_class'] = K")
+        return MULTICLASS, y, num_class
+    if np.any((y < 0) | (y > 1)):
+        if y.max() > 1 and np.all(y == np.floor(y)) and y.min() >= 0:
+            k = int(y.max()) + 1
+            hint = (f"for a multiclass target set params['num_class'] = {k}"
+                    if MULTICLASS in loss.tasks else
+                    f"{name} has no multiclass form: use {_MULTICLASS_LOSSES} with "
+                    f"params['num_class'] = {k}")
+            raise ValueError(f"binary labels must lie in [0, 1] but they hold class ids up to "
+                             f"{k - 1}: {hint}")
+        raise ValueError(f"binary labels must lie in [0, 1] (0/1, or soft labels) for {name}; "
+                         f"got values in [{y.min()}, {y.max()}]")
+    return BINARY, y, 1
+
+
+def _start(loss, task, y, weight, n_out):
+    start = loss.init_score(y, weight, n_classes=n_out if task == MULTICLASS else None)
+    return float(start) if task == BINARY else np.asarray(start, dtype=np.float64)
+
+
+def _array_or_none(values):
+    if values is None:
+        return None
+    values = np.asarray(values, dtype=np.float64).ravel()
+    return values if values.size else None
+
+
+def _field(dataset, name):
+    """A field of a constructed or not yet constructed Dataset (LightGBM's getters raise
+    before construction when the field was not given)."""
+    if getattr(dataset, "_handle", None) is None:
+        return getattr(dataset, name, None)
+    return getattr(dataset, f"get_{name}")()
+
+
+def _labels(dataset):
+    """Labels of a Dataset as float64 (None when it has none)."""
+    label = _field(dataset, "label")
+    if label is None:
+        return None
+    if hasattr(label, "to_numpy"):  # pandas
+        label = label.to_numpy()
+    return np.asarray(label, dtype=np.float64)
+
+
+def _weights(dataset):
+    weight = _field(dataset, "weight")
+    if hasattr(weight, "to_numpy"):
+        weight = weight.to_numpy()
+    return _array_or_none(weight)
+
+
+# -- objective -------------------------------------------------------------------------------
+
+
+class Objective:
+    """A gbloss loss as a LightGBM objective: ``params["objective"] = Objective(loss)``.
+
+    Called as ``obj(preds, train_set)`` by ``lightgbm.train`` and as
+    ``obj(y_true, y_pred, weight)`` by LightGBM's scikit-learn and Dask estimators; returns
+    ``(grad, hess)`` with the scores' shape ((n,) binary, (n, K) multiclass) in float32. Per
+    Dataset it reads and validates labels and weights once and refills the same gradient
+    buffers every round. Weights multiply gradient and Hessian. On the first round it warns
+    when training does not start from the loss's start (no ``init_score`` from :func:`params`).
+
+    Parameters
+    ----------
+    loss : gbloss.Loss
+        Prepared loss (``LogitAdjustedLoss(priors=None)`` needs ``loss.prepare(y_train)``).
+    hessian_scale : float > 0
+        Multiplies every Hessian; ``K/(K-1)`` with a softmax loss reproduces LightGBM's
+        ``multiclass`` Hessian. 1.0 (default) is gbloss's diagonal.
+    n_threads : int or None
+        Numba threads for the kernel (None: gbloss's default, all threads for large data).
+
+    The object pickles (for Dask) and deep-copies without its per-Dataset caches.
+    """
+
+    def __init__(self, loss, *, hessian_scale=1.0, n_threads=None):
+        _check_prepared(loss)
+        scale = float(hessian_scale)
+        if not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"hessian_scale must be a finite number > 0, got {hessian_scale!r}")
+        self.loss = loss
+        self.hessian_scale = scale
+        self.n_threads = n_threads
+        #: The start training should begin from; None: the loss's start on the labels seen
+        #: (dask_train sets the global start, since a worker sees only its shard).
+        self.expected_start = None
+        self._cache = weakref.WeakKeyDictionary()
+        self._last = None  # (weakref to the label array, entry) for the estimator convention
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_cache"], state["_last"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._cache = weakref.WeakKeyDictionary()
+        self._last = None
+
+    def __repr__(self):
+        return f"Objective({self.loss!r}, hessian_scale={self.hessian_scale!r})"
+
+    def __call__(self, preds, train_set, weight=None):
+        first = False
+        if isinstance(train_set, lightgbm.Dataset):
+            entry = self._cache.get(train_set)
+            if entry is None or entry[2][0].shape != np.shape(preds):
+                entry = self._first_call(preds, _labels(train_set), _weights(train_set))
+                self._cache[train_set] = entry
+                first = True
+        else:  # LightGBM's estimators: (y_true, y_pred, weight)
+            labels, preds = preds, train_set
+            last = self._last
+            if last is None or last[0]() is not labels or last[1][2][0].shape != preds.shape:
+                self._last = (_weakref(labels),
+                              self._first_call(preds, labels, _array_or_none(weight)))
+                first = True
+            entry = self._last[1]
+        task, y, (grad, hess), weight = entry
+        if not first:  # the first call filled the buffers while validating
+            self.loss.gradient_hessian(y, preds, weight, out=(grad, hess),
+                                       n_threads=self.n_threads, check_input=False)
+        if self.hessian_scale != 1.0:
+            hess *= self.hessian_scale
+        return grad, hess
+
+    def _first_call(self, preds, labels, weight):
+        preds = np.asarray(preds)
+        if preds.ndim not in (1, 2):
+            raise ValueError(f"LightGBM passed scores of shape {preds.shape}")
+        n_rows = preds.shape[0]
+        num_class = preds.shape[1] if preds.ndim == 2 else 0
+        task, y, n_out = _target(self.loss, labels, num_class)
+        if y.shape[0] != n_rows:
+            raise ValueError(f"the Dataset has {y.shape[0]} labels for {n_rows} rows")
+        order = "F" if preds.ndim == 2 else "C"
+        buffers = (np.empty(preds.shape, np.float32, order=order),
+                   np.empty(preds.shape, np.float32, order=order))
+        # one validated call: labels in the loss's domain, weights finite and >= 0
+        self.loss.gradient_hessian(y, preds, weight, out=buffers, n_threads=self.n_threads)
+        self._warn_start(preds, task, y, weight, n_out)
+        return task, y, buffers, weight
+
+    def _warn_start(self, raw, task, y, weight, n_out):
+        first = raw[0]
+        if not np.all(raw == first):
+            return  # continued training or a per-row init_score: not the constant start
+        expected = self.expected_start
+        if expected is None:
+            expected = _start(self.loss, task, y, weight, n_out)
+        gap = np.asarray(first, np.float64) - expected
+        if task == MULTICLASS:
+            gap = gap - gap.mean()  # softmax scores are shift invariant
+        if np.max(np.abs(gap)) > 1e-4:
+            warnings.warn(f"training starts from the score {np.round(first, 4).tolist()}, not "
+                          f"from the start of {self.loss!r} ({np.round(expected, 4).tolist()}): "
+                          "build params with gbloss.lightgbm.params(loss, train_set, params, "
+                          "valid_sets=...) or train with gbloss.lightgbm.train", UserWarning,
+                          stacklevel=4)
+
+
+def _weakref(array):
+    try:
+        return weakref.ref(array)
+    except TypeError:  # not weak-referenceable: never matches, re-read every call
+        return lambda: None
+
+
+def objective(loss, *, hessian_scale=1.0, n_threads=None):
+    """The callable for ``params["objective"]``; see :class:`Objective`.
+
+    Use :func:`params` to get it together with the start on the Datasets."""
+    return Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+class Metric:
+    """gbloss metrics as a LightGBM ``feval`` (or estimator ``eval_metric``), on probabilities.
+
+    ``metric(preds, eval_set)`` (``lightgbm.train``) or ``metric(y_true, y_pred, weight)``
+    (estimators) receives raw scores (with a custom objective LightGBM passes raw scores; they
+    include the Dataset's ``init_score``, the start that :func:`params` and :func:`train` set),
+    turns them into probabilities through the loss's link and calls scikit-learn (see
+    :mod:`gbloss._metrics`), with the Dataset weights. Returns ``(name, value,
+    is_higher_better)``, or a list of them for several names:
+
+    ======================  ==================================  ================
+    name                    value                               is_higher_better
+    ======================  ==================================  ================
+    ``loss``                weighted mean loss                  False
+    ``average_precision``   average precision (PR-AUC)          True
+    ``roc_auc``             ROC-AUC                             True
+    ``log_loss``            log-loss of the probabilities       False
+    ``balanced_accuracy``   balanced accuracy                   True
+    ======================  ==================================  ================
+
+    It warns once per eval Dataset without ``init_score`` (its scores then lack the start).
+    """
+
+    def __init__(self, loss, names="loss"):
+        _check_prepared(loss)
+        names = [names] if isinstance(names, str) else list(names)
+        unknown = [n for n in names if n not in METRIC_NAMES]
+        if not names or unknown:
+            raise ValueError(f"unknown metric name(s) {unknown or names!r}; choose from "
+                             f"{list(METRIC_NAMES)}")
+        self.loss = loss
+        self.names = names
+        self._cache = weakref.WeakKeyDictionary()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_cache"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._cache = weakref.WeakKeyDictionary()
+
+    def __repr__(self):
+        return f"Metric({self.loss!r}, names={self.names!r})"
+
+    @property
+    def higher_is_better(self):
+        """``is_higher_better`` of each name, in order."""
+        return [_metrics.higher_is_better(n) for n in self.names]
+
+    def __call__(self, preds, eval_set, weight=None):
+        preds = np.asarray(preds)
+        num_class = preds.shape[1] if preds.ndim == 2 else 0
+        if isinstance(eval_set, lightgbm.Dataset):
+            entry = self._cache.get(eval_set)
+            if entry is None:
+                _, y, _ = _target(self.loss, _labels(eval_set), num_class)
+                if _field(eval_set, "init_score") is None:
+                    warnings.warn("this eval Dataset has no init_score, so its scores lack the "
+                                  "loss's start: pass it in valid_sets= of "
+                                  "gbloss.lightgbm.params or train", UserWarning, stacklevel=3)
+                entry = (y, _weights(eval_set))
+                self._cache[eval_set] = entry
+            y, weight = entry
+        else:  # (y_true, y_pred, weight)
+            labels, preds = preds, np.asarray(eval_set)
+            num_class = preds.shape[1] if preds.ndim == 2 else 0
+            _, y, _ = _target(self.loss, labels, num_class)
+            weight = _array_or_none(weight)
+        raw = np.asarray(preds, dtype=np.float64)
+        values = [(n, _metrics.metric_value(n, self.loss, y, raw, weight),
+                   _metrics.higher_is_better(n)) for n in self.names]
+        return values[0] if len(values) == 1 else values
+
+
+def metric(loss, names="loss"):
+    """The ``feval=`` callable for ``lightgbm.train``; see :class:`Metric`.
+
+    ``names``: one of ``"loss"``, ``"average_precision"``, ``"roc_auc"``, ``"log_loss"``,
+    ``"balanced_accuracy"``, or a list of them.
+    """
+    return Metric(loss, names)
+
+
+# -- the loss record -------------------------------------------------------------------------
+
+
+def _encode_record(loss, task, start, n_out, in_trees):
+    record = {"version": _RECORD_VERSION, "loss": loss.to_dict(), "task": task,
+              "num_class": int(n_out), "start": np.atleast_1d(start).tolist(),
+              "start_in_trees": bool(in_trees)}
+    text = json.dumps(record, separators=(",", ":"))
+    return _RECORD_PREFIX + text.encode("utf-8").hex()
+
+
+def _decode_record(value):
+    values = value if isinstance(value, list | tuple) else str(value).split(",")
+    for item in values:
+        item = str(item).strip()
+        if item.startswith(_RECORD_PREFIX):
+            return json.loads(bytes.fromhex(item[len(_RECORD_PREFIX):]).decode("utf-8"))
+    return None
+
+
+def record(booster):
+    """The loss record of a booster (dict with ``loss``, ``task``, ``num_class``, ``start``,
+    ``start_in_trees``), or None for a booster trained without gbloss's parameters."""
+    booster = _booster(booster)
+    value = _get(booster.params or {}, "valid")
+    if value is None:  # e.g. a Booster built in a way that did not load its parameters
+        text = booster.model_to_string()
+        begin = text.find(f"\n[{RECORD_PARAM}: ")
+        if begin < 0:
+            return None
+        value = text[begin + len(RECORD_PARAM) + 4:text.index("]", begin)]
+    return _decode_record(value)
+
+
+def _booster(model):
+    if isinstance(model, lightgbm.Booster):
+        return model
+    booster = getattr(model, "booster_", None)  # LightGBM's scikit-learn and Dask estimators
+    if isinstance(booster, lightgbm.Booster):
+        return booster
+    raise TypeError(f"expected a lightgbm.Booster or a fitted LightGBM estimator, got "
+                    f"{type(model).__name__}")
+
+
+# -- parameters and training -----------------------------------------------------------------
+
+
+def _check_params(params):
+    for key, why in (("objective", "gbloss passes its objective"),
+                     ("valid", "gbloss stores the loss record in it")):
+        present = [a for a in _ALIASES[key] if a in params]
+        if present:
+            raise ValueError(f"remove params[{present[0]!r}]: {why} (see the notes of "
+                             "gbloss.lightgbm)")
+    if str(_get(params, "boosting", "gbdt")).lower() in ("rf", "random_forest"):
+        raise ValueError("boosting='rf' is not supported: LightGBM's random forest takes no "
+                         "init_score, so it cannot start from the loss's start; use "
+                         "boosting='gbdt' (with bagging for randomness) or 'dart'")
+    metric_value = _get(params, "metric")
+    if metric_value not in (None, "None", "none", "", "null", "na", "custom", []):
+        raise ValueError(f"remove params['metric'] = {metric_value!r}: with a custom objective "
+                         "LightGBM computes built-in metrics on raw scores (and early stopping "
+                         "would follow them); use gbloss metrics on probabilities, "
+                         "metric=... in gbloss.lightgbm.train or "
+                         "feval=gbloss.lightgbm.metric(loss, ...)")
+
+
+def _start_fits_in_trees(params):
+    boosting = str(_get(params, "boosting", "gbdt")).lower()
+    return boosting in ("gbdt", "gbrt", "goss") and not _get(params, "linear_tree", False)
+
+
+def _n_rows(dataset, what):
+    label = _labels(dataset)
+    if label is None:
+        raise ValueError(f"the {what} Dataset has no labels: create it with "
+                         "lightgbm.Dataset(X, label=y)")
+    return label.shape[0]
+
+
+def _set_start(datasets, task, start):
+    for ds in datasets:
+        n = _n_rows(ds, "validation")
+        init = np.full(n, start) if task == BINARY else np.tile(start, (n, 1))
+        ds.set_init_score(init)
+
+
+def _prepare(loss, train_set, num_class):
+    task, y, n_out = _target(loss, _labels(train_set), num_class)
+    if getattr(loss, "priors", False) is None:
+        loss = loss.prepare(y, n_classes=n_out if task == MULTICLASS else None)
+    return loss, task, _start(loss, task, y, _weights(train_set), n_out), n_out
+
+
+def _unique_sets(train_set, valid_sets):
+    seen, sets = {id(train_set)}, [train_set]
+    for ds in valid_sets or ():
+        if not isinstance(ds, lightgbm.Dataset):
+            raise TypeError(f"valid_sets must hold lightgbm.Dataset objects, got "
+                            f"{type(ds).__name__}")
+        if id(ds) not in seen:
+            seen.add(id(ds))
+            sets.append(ds)
+    return sets
+
+
+def _make_params(loss, train_set, params, valid_sets, *, hessian_scale, n_threads, in_trees):
+    params = dict(params or {})
+    _check_params(params)
+    loss, task, start, n_out = _prepare(loss, train_set, _get(params, "num_class"))
+    _set_start(_unique_sets(train_set, valid_sets), task, start)
+    for alias in _ALIASES["metric"]:
+        params.pop(alias, None)
+    params["objective"] = Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
+    params["objective"].expected_start = start  # spares recomputing it on the first round
+    params["metric"] = "None"
+    params[RECORD_PARAM] = _encode_record(loss, task, start, n_out, in_trees)
+    return params, loss, task, start
+
+
+def params(loss, train_set, params=None, *, valid_sets=None, hessian_scale=1.0,
+           n_threads=None):
+    """LightGBM parameters for training ``loss`` on ``train_set`` with plain ``lightgbm.train``.
+
+    Returns a copy of ``params`` with ``"objective"`` = :func:`objective` (loss prepared on
+    ``train_set``: logit-adjustment priors), ``"metric": "None"`` and the loss record, and sets
+    the loss's start (:meth:`~gbloss.Loss.init_score` on the training labels and weights) as
+    ``init_score`` of ``train_set`` and of every Dataset in ``valid_sets`` (replacing any they
+    had). Checks the labels against the loss and ``num_class``; refuses ``objective``,
+    ``metric`` and ``valid`` entries. Pass the same ``valid_sets`` to ``lightgbm.train``.
+    """
+    return _make_params(loss, train_set, params, valid_sets, hessian_scale=hessian_scale,
+                        n_threads=n_threads, in_trees=False)[0]
+
+
+def _move_start_into_trees(booster, task, start):
+    """Add the start to every leaf of the first iteration's trees (one per class)."""
+    starts = np.atleast_1d(start)
+    n_trees = booster.num_trees()
+    if n_trees < starts.size:
+        return False
+    info = booster.dump_model(num_iteration=1)["tree_info"]
+    for tree in range(starts.size):
+        for leaf in range(int(info[tree]["num_leaves"])):
+            booster.set_leaf_output(tree, leaf,
+                                    booster.get_leaf_output(tree, leaf) + float(starts[tree]))
+    return True
+
+
+def _check_kwargs(kwargs):
+    for key in ("feval", "fobj"):
+        if key in kwargs:
+            raise TypeError(f"{key}= is set by gbloss from loss= (and metric=); drop it")
+    if kwargs.get("init_model") is not None:
+        raise TypeError("init_model= is not supported by gbloss.lightgbm.train: the start of a "
+                        "continued model would be counted twice")
+
+
+def train(params, dtrain, num_boost_round=100, *, loss, metric="loss", valid_sets=None,
+          valid_names=None, callbacks=None, n_threads=None, hessian_scale=1.0, **kwargs):
+    """``lightgbm.train`` with a gbloss loss; the booster holds its start and remembers its loss.
+
+    Prepares the loss on ``dtrain`` (logit-adjustment priors), sets the start as ``init_score``
+    on ``dtrain`` and every validation set (:func:`params`; the Datasets are modified), trains
+    with :class:`Objective` and :class:`Metric` (``metric``: a name or list of names, None for
+    none; computed on probabilities, the default metric off), then adds the start to the first
+    trees (see the module notes), so that the model predicts with it after ``save_model``.
+    ``callbacks`` (e.g. ``lightgbm.early_stopping(20)``) and other keyword arguments go to
+    ``lightgbm.train``. Returns the ``lightgbm.Booster``; ``best_iteration`` is LightGBM's
+    (1-based, 0 without early stopping). ``n_threads``: Numba threads of the objective.
+    """
+    _check_kwargs(kwargs)
+    if int(num_boost_round) < 1:
+        raise ValueError(f"num_boost_round must be >= 1, got {num_boost_round!r}")
+    in_trees = _start_fits_in_trees(params or {})
+    train_params, loss, task, start = _make_params(
+        loss, dtrain, params, valid_sets, hessian_scale=hessian_scale, n_threads=n_threads,
+        in_trees=in_trees)
+    feval = Metric(loss, metric) if metric is not None else None
+    booster = lightgbm.train(train_params, dtrain, num_boost_round, valid_sets=valid_sets,
+                             valid_names=valid_names, feval=feval, callbacks=callbacks, **kwargs)
+    if in_trees and not _move_start_into_trees(booster, task, start):
+        raise RuntimeError("LightGBM returned a model without trees of the first iteration; "
+                           "cannot store the start")
+    return booster
+
+
+# -- prediction ------------------------------------------------------------------------------
+
+
+def _same_loss(a, b):
+    da, db = a.to_dict(), b.to_dict()
+    if da["name"] != db["name"] or da["params"].keys() != db["params"].keys():
+        return False
+    for key, va in da["params"].items():
+        vb = db["params"][key]
+        if va is None or vb is None or isinstance(va, str) or isinstance(vb, str):
+            if va != vb:
+                return False
+        elif np.shape(va) != np.shape(vb) or not np.allclose(va, vb, rtol=1e-12, atol=0):
+            return False
+    return True
+
+
+def predict_raw(booster, data, *, num_iteration=None):
+    """Raw scores of a booster trained with a gbloss objective, start included.
+
+    ``booster``: a ``lightgbm.Booster`` (also one loaded with ``Booster(model_file=...)``) or a
+    fitted LightGBM estimator (``booster_``). ``data``: anything ``Booster.predict`` takes, or a
+    Dask Array / DataFrame (then a lazy Dask Array, predicted block by block on the workers).
+    ``num_iteration`` defaults to LightGBM's: the trees up to ``best_iteration`` after early
+    stopping, else all. Shape (n,) binary or (n, K) multiclass.
+    """
+    booster = _booster(booster)
+    if _is_dask(data):
+        return _dask_map(functools.partial(predict_raw, booster, num_iteration=num_iteration),
+                         booster, data)
+    raw = np.asarray(booster.predict(data, raw_score=True, num_iteration=num_iteration),
+                     dtype=np.float64)
+    rec = record(booster)
+    if rec is not None and not rec["start_in_trees"]:
+        start = np.asarray(rec["start"], dtype=np.float64)
+        raw = raw + (start[0] if rec["task"] == BINARY else start)
+    return raw
+
+
+def predict_proba(booster, data, *, loss=None, num_iteration=None):
+    """Probabilities of a booster trained with a gbloss objective, through the loss's link.
+
+    Binary: ``P(y=1)``, shape (n,); multiclass: softmax, (n, K). The loss comes from the
+    booster's record (:func:`train`, :func:`params`, :func:`dask_train`; kept by saving and
+    loading) or, for a booster trained without gbloss's parameters, from ``loss=`` (its raw
+    scores are then taken as they are). ``data`` and ``num_iteration`` as in
+    :func:`predict_raw`.
+    """
+    booster = _booster(booster)
+    if _is_dask(data):
+        return _dask_map(functools.partial(predict_proba, booster, loss=loss,
+                                           num_iteration=num_iteration), booster, data)
+    raw = predict_raw(booster, data, num_iteration=num_iteration)
+    rec = record(booster)
+    if rec is not None:
+        stored = loss_from_dict(rec["loss"])
+        if loss is not None and not _same_loss(loss, stored):
+            raise ValueError(f"loss={loss!r} differs from the loss the booster was trained with, "
+                             f"{stored!r}: drop loss=")
+        loss, task = stored, rec["task"]
+    elif loss is None:
+        raise ValueError("the booster carries no gbloss loss (trained with plain lightgbm.train "
+                         "without gbloss.lightgbm.params): pass loss=")
+    else:
+        _check_prepared(loss)
+        task = BINARY if raw.ndim == 1 else MULTICLASS
+    if task == MULTILABEL:  # pragma: no cover - never written by this module
+        raise ValueError("multi-label records are not supported")
+    return loss.predict_proba(raw, task=None if task == BINARY else task)
+
+
+def _is_dask(data):
+    return type(data).__module__.split(".")[0] in ("dask", "dask_expr")
+
+
+def _dask_map(predict, booster, data):
+    """Apply a NumPy prediction to every row block of a Dask Array or DataFrame, lazily."""
+    import dask.array as da
+
+    if not isinstance(data, da.Array):
+        data = data.to_dask_array(lengths=True)
+    if data.ndim != 2:
+        raise ValueError(f"expected 2-D data, got a Dask array of shape {data.shape}")
+    data = data.rechunk({1: -1})
+    n_out = booster.num_model_per_iteration()
+    if n_out == 1:
+        return data.map_blocks(predict, drop_axis=1, dtype=np.float64)
+    return data.map_blocks(predict, chunks=(data.chunks[0], (n_out,)), dtype=np.float64)
+
+
+# -- Dask ------------------------------------------------------------------------------------
+
+
+def _part_stats(y, weight):
+    """Label statistics of one partition: class counts and weighted class masses (labels must
+    be class ids; LightGBM's Dask classifier label-encodes them)."""
+    y = np.asarray(y, dtype=np.float64).ravel()
+    w = np.ones(y.shape[0]) if weight is None else np.asarray(weight, np.float64).ravel()
+    if np.isnan(y).any():
+        return {"error": "the labels contain NaN: every row needs a label"}
+    if np.any((y < 0) | (y != np.floor(y))):
+        return {"error": f"labels must be class ids 0, 1, ..., K-1 for Dask training; got "
+                         f"values in [{y.min()}, {y.max()}]"}
+    idx = y.astype(np.intp)
+    size = int(idx.max()) + 1 if idx.size else 0
+    return {"n": y.shape[0], "counts": np.bincount(idx, minlength=size),
+            "masses": np.bincount(idx, weights=w, minlength=size)}
+
+
+def _padded(arrays, size):
+    out = np.zeros(size)
+    for a in arrays:
+        out[:a.size] += a
+    return out
+
+
+def _blocks(collection):
+    if collection is None:
+        return None
+    if hasattr(collection, "to_delayed"):
+        blocks = collection.to_delayed()
+        return list(np.asarray(blocks, dtype=object).ravel())
+    raise TypeError(f"expected a Dask Array or Series, got {type(collection).__name__}")
+
+
+def _global_target(client, loss, y, sample_weight, num_class):
+    """Task, prepared loss and start from all partitions of the Dask labels (and weights)."""
+    import dask
+
+    y_blocks = _blocks(y)
+    w_blocks = _blocks(sample_weight) or [None] * len(y_blocks)
+    if len(w_blocks) != len(y_blocks):
+        raise ValueError(f"sample_weight has {len(w_blocks)} partitions but y has "
+                         f"{len(y_blocks)}: chunk them alike")
+    stats = client.gather(client.compute([dask.delayed(_part_stats)(yb, wb)
+                                          for yb, wb in zip(y_blocks, w_blocks, strict=True)]))
+    for s in stats:
+        if "error" in s:
+            raise ValueError(s["error"])
+    size = max(s["counts"].size for s in stats)
+    num_class = int(num_class or 0)
+    if num_class <= 1 and size > 2 and MULTICLASS not in loss.tasks:
+        _target(loss, np.array([size - 1.0]), 0)  # raises: no multiclass form
+    k = num_class if num_class > 1 else (size if size > 2 else 0)
+    if k and size > k:
+        raise ValueError(f"multiclass labels must be integers in 0..{k - 1} "
+                         f"(num_class={k}); got class ids up to {size - 1}")
+    counts = _padded([s["counts"] for s in stats], max(k, 2))
+    masses = _padded([s["masses"] for s in stats], max(k, 2))
+    present = [int(np.count_nonzero(s["counts"])) for s in stats]
+    if k and min(present) < k:
+        raise ValueError(f"a partition of y holds only {min(present)} of the {k} classes: "
+                         "LightGBM's DaskLGBMClassifier encodes labels on each worker, so "
+                         "every partition needs every class; shuffle or repartition y")
+    if k:
+        task, _, _ = _target(loss, np.arange(k, dtype=np.float64), k)
+        if getattr(loss, "priors", False) is None:
+            loss = loss.with_priors(_frequencies(counts))
+        return loss, task, _start(loss, task, np.arange(k, dtype=np.float64), masses, k), k
+    task, _, _ = _target(loss, np.array([0.0, 1.0]), 0)
+    if getattr(loss, "priors", False) is None:
+        loss = loss.with_priors(_frequencies(counts[:2]))
+    # two rows, label 1 and 0, carrying the weighted class masses
+    return loss, task, _start(loss, task, np.array([1.0, 0.0]), masses[[1, 0]], 1), 1
+
+
+def _frequencies(counts):
+    counts = np.asarray(counts, dtype=np.float64)
+    if np.any(counts <= 0):
+        raise ValueError("every class needs at least one training label to estimate the "
+                         f"logit-adjustment priors; global class counts are {counts.tolist()}")
+    return counts / counts.sum()
+
+
+def _constant_like(y, task, start):
+    """A Dask array of the start, chunked like ``y`` ((n,) binary, (n, K) multiclass)."""
+    import dask.array as da
+
+    if not isinstance(y, da.Array):
+        y = y.to_dask_array(lengths=True)
+    if task == BINARY:
+        return y.map_blocks(lambda b: np.full(b.shape[0], start), dtype=np.float64)
+    starts = np.asarray(start, dtype=np.float64)
+    return y.map_blocks(lambda b: np.tile(starts, (b.shape[0], 1)), dtype=np.float64,
+                        new_axis=1, chunks=(y.chunks[0], (starts.size,)))
+
+
+def dask_train(client, params, X, y, num_boost_round=100, *, loss, sample_weight=None,
+               hessian_scale=1.0, n_threads=None, **fit_kwargs):
+    """Fit ``lightgbm.DaskLGBMClassifier`` with a gbloss loss; the model remembers its loss.
+
+    ``X``, ``y`` (class ids 0..K-1) and ``sample_weight`` are Dask collections chunked alike.
+    The statistics the loss needs from the whole training set, the start and the
+    logit-adjustment priors, come from all partitions (Dask tasks that reduce each partition to
+    class counts and weighted class masses) before training; the start goes to every worker as
+    ``init_score`` and, after training, into the first trees (as in :func:`train`). ``params``:
+    LightGBM parameters (``num_class`` is set from the labels; no ``objective``/``metric``).
+    Other keyword arguments go to ``DaskLGBMClassifier.fit``. Returns the fitted estimator;
+    predict with :func:`predict_proba` (``model`` or ``model.booster_``, NumPy data).
+    Every partition must hold every class (LightGBM label-encodes on each worker), and gbloss
+    must be importable on the workers.
+    """
+    params = dict(params or {})
+    _check_params(params)
+    for key in ("init_score", "eval_init_score", "eval_metric"):
+        if key in fit_kwargs:
+            raise TypeError(f"{key}= is set by gbloss (or not supported on Dask); drop it")
+    num_class = _get(params, "num_class")
+    loss, task, start, n_out = _global_target(client, loss, y, sample_weight, num_class)
+    for alias in _ALIASES["num_class"]:
+        params.pop(alias, None)  # DaskLGBMClassifier sets it from the classes
+    in_trees = _start_fits_in_trees(params)
+    obj = Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
+    obj.expected_start = start
+    params.update(metric="None", **{RECORD_PARAM: _encode_record(loss, task, start, n_out,
+                                                                  in_trees)})
+    model = lightgbm.DaskLGBMClassifier(client=client, objective=obj,
+                                        n_estimators=int(num_boost_round), **params)
+    model.fit(X, y, sample_weight=sample_weight, init_score=_constant_like(y, task, start),
+              **fit_kwargs)
+    if in_trees and not _move_start_into_trees(model.booster_, task, start):
+        raise RuntimeError("LightGBM returned a model without trees of the first iteration; "
+                           "cannot store the start")
+    return model
