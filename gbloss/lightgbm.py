@@ -230,12 +230,16 @@ class Objective:
         Multiplies every Hessian; ``K/(K-1)`` with a softmax loss reproduces LightGBM's
         ``multiclass`` Hessian. 1.0 (default) is gbloss's diagonal.
     n_threads : int or None
-        Numba threads for the kernel (None: gbloss's default, all threads for large data).
+        Numba threads for the kernel. 1 (default): the serial kernel, on LightGBM's calling
+        thread: LightGBM's OpenMP threads already keep every core busy, and with another
+        process on a core a parallel kernel next to them collapses training (benchmarks/
+        bench_threads.py), while it gains little on an idle machine. None: gbloss's default
+        (all Numba threads for large data).
 
     The object pickles (for Dask) and deep-copies without its per-Dataset caches.
     """
 
-    def __init__(self, loss, *, hessian_scale=1.0, n_threads=None):
+    def __init__(self, loss, *, hessian_scale=1.0, n_threads=1):
         _check_prepared(loss)
         scale = float(hessian_scale)
         if not np.isfinite(scale) or scale <= 0:
@@ -328,7 +332,7 @@ def _weakref(array):
         return lambda: None
 
 
-def objective(loss, *, hessian_scale=1.0, n_threads=None):
+def objective(loss, *, hessian_scale=1.0, n_threads=1):
     """The callable for ``params["objective"]``; see :class:`Objective`.
 
     Use :func:`params` to get it together with the start on the Datasets."""
@@ -544,7 +548,7 @@ def _make_params(loss, train_set, params, valid_sets, *, hessian_scale, n_thread
 
 
 def params(loss, train_set, params=None, *, valid_sets=None, hessian_scale=1.0,
-           n_threads=None):
+           n_threads=1):
     """LightGBM parameters for training ``loss`` on ``train_set`` with plain ``lightgbm.train``.
 
     Returns a copy of ``params`` with ``"objective"`` = :func:`objective` (loss prepared on
@@ -582,7 +586,7 @@ def _check_kwargs(kwargs):
 
 
 def train(params, dtrain, num_boost_round=100, *, loss, metric="loss", valid_sets=None,
-          valid_names=None, callbacks=None, n_threads=None, hessian_scale=1.0, **kwargs):
+          valid_names=None, callbacks=None, n_threads=1, hessian_scale=1.0, **kwargs):
     """``lightgbm.train`` with a gbloss loss; the booster holds its start and remembers its loss.
 
     Prepares the loss on ``dtrain`` (logit-adjustment priors), sets the start as ``init_score``
@@ -602,8 +606,20 @@ def train(params, dtrain, num_boost_round=100, *, loss, metric="loss", valid_set
         loss, dtrain, params, valid_sets, hessian_scale=hessian_scale, n_threads=n_threads,
         in_trees=in_trees)
     feval = Metric(loss, metric) if metric is not None else None
-    booster = lightgbm.train(train_params, dtrain, num_boost_round, valid_sets=valid_sets,
-                             valid_names=valid_names, feval=feval, callbacks=callbacks, **kwargs)
+    try:
+        booster = lightgbm.train(train_params, dtrain, num_boost_round, valid_sets=valid_sets,
+                                 valid_names=valid_names, feval=feval, callbacks=callbacks,
+                                 **kwargs)
+    except lightgbm.basic.LightGBMError as exc:
+        if "num_features()) > (0)" not in str(exc):
+            raise
+        # LightGBM 4.x fails this way with any custom objective (the built-in ones train
+        # constant trees) when Dataset construction dropped every feature as unsplittable
+        raise ValueError(
+            "LightGBM kept no feature it could split: with this few rows every feature was "
+            "dropped when the Dataset was built (min_data_in_leaf, default 20). Lower "
+            "min_data_in_leaf, or build the Dataset with params={'feature_pre_filter': False}"
+        ) from exc
     if in_trees and not _move_start_into_trees(booster, task, start):
         raise RuntimeError("LightGBM returned a model without trees of the first iteration; "
                            "cannot store the start")
@@ -798,7 +814,7 @@ def _constant_like(y, task, start):
 
 
 def dask_train(client, params, X, y, num_boost_round=100, *, loss, sample_weight=None,
-               hessian_scale=1.0, n_threads=None, **fit_kwargs):
+               hessian_scale=1.0, n_threads=1, **fit_kwargs):
     """Fit ``lightgbm.DaskLGBMClassifier`` with a gbloss loss; the model remembers its loss.
 
     ``X``, ``y`` (class ids 0..K-1) and ``sample_weight`` are Dask collections chunked alike.

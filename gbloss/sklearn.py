@@ -675,7 +675,8 @@ class _LGBMClassifier(_GBLossClassifier):
         from . import lightgbm as gbl
 
         params = self._lgbm_params(loss, task)
-        dtrain = lightgbm.Dataset(X, label=y, weight=weight, params={"verbosity": -1})
+        dtrain = lightgbm.Dataset(X, label=y, weight=weight,
+                                  params={"verbosity": -1, "feature_pre_filter": False})
         valid = [lightgbm.Dataset(X_val, label=y_val, weight=w_val, reference=dtrain)
                  for X_val, y_val, w_val in evals]
         result = {}

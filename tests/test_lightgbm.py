@@ -506,3 +506,14 @@ def test_bad_arguments(rng):
         gbl.predict_proba(object(), X)
     with pytest.raises(ValueError, match="multi-label target"):
         gbl.objective(gbloss.FocalLoss())(np.zeros((N, 2)), np.zeros((N, 2)), None)
+
+
+def test_too_few_rows_for_any_split_gets_a_clear_error(rng):
+    """LightGBM drops every feature of a 20-row Dataset (min_data_in_leaf=20) and then fails a
+    C++ check with any custom objective; gbloss says what to change."""
+    X, y = rng.normal(size=(20, 3)), (np.arange(20) % 2).astype(float)
+    with pytest.raises(ValueError, match="feature_pre_filter"):
+        gbl.train({"verbosity": -1}, lgb.Dataset(X, y), 3, loss=gbloss.FocalLoss(), metric=None)
+    kept = lgb.Dataset(X, y, params={"feature_pre_filter": False, "verbosity": -1})
+    booster = gbl.train({"verbosity": -1}, kept, 3, loss=gbloss.FocalLoss(), metric=None)
+    assert gbl.predict_proba(booster, X).shape == (20,)

@@ -1,0 +1,1013 @@
+"""``gbloss compare``: cross-validate the gbloss losses side by side on one data set.
+
+The question it answers: does focal loss (or ASL, or logit adjustment) help on *this* data?
+Every loss is trained with the same engine settings on the same folds, starting from its
+loss-optimal constant (the estimators of :mod:`gbloss.sklearn` do that), and scored on the
+held-out fold with scikit-learn's metrics. The result is one table, mean and spread over folds::
+
+    python -m gbloss compare                       # embedded 90:10 two-feature data set
+    python -m gbloss compare --csv data.csv --target label --backend lightgbm \\
+        --losses ce,focal,asl,la --folds 5 --out results/
+
+Protocol
+--------
+* **Folds**: ``StratifiedKFold(folds, shuffle=True, random_state=seed)`` (multi-label targets:
+  ``KFold``), one set of splits shared by every loss.
+* **Rows**: one per loss of ``--losses`` (``ce``: cross-entropy, ``focal``: :class:`FocalLoss`,
+  ``asl``: :class:`AsymmetricLoss`, ``la``: :class:`LogitAdjustedLoss`), plus the usual
+  baseline, plain cross-entropy with the positive class weighted ``n_neg / n_pos`` of the
+  training fold (``ce+spw``: XGBoost's ``scale_pos_weight``, applied as sample weights);
+  multiclass: ``class_weight="balanced"`` (``ce+balanced``, weights ``n / (K n_c)``);
+  multi-label: the positive weight ``n_neg / n_pos`` of each label (``CrossEntropyLoss(alpha=
+  n_neg / n)`` natively, ``class_weight="balanced"`` per label with one-vs-rest). The
+  baseline's probabilities are those the weighting gives (``calibrate=False``), as with
+  ``scale_pos_weight``.
+* **Grid** (:data:`GRIDS`): focal ``gamma`` in {1, 2} x ``alpha`` in {None, 0.25} (multiclass:
+  ``alpha`` None), ASL ``gamma_neg`` in {2, 4} x ``clip`` in {0, 0.05} (``gamma_pos`` 0),
+  logit adjustment ``tau`` in {0.5, 1, 2}. Inside each training fold a stratified 25 % part is
+  held out; every candidate is fitted on the other 75 % and scored on it by ``--select``
+  (default :data:`SELECT`: PR-AUC for focal and ASL; balanced accuracy for logit adjustment,
+  whose probabilities, and so PR-AUC, ROC-AUC and log-loss, do not depend on ``tau`` with
+  boosted trees: from the loss-optimal start it grows cross-entropy's trees, only the
+  decision offset ``tau log pi`` differs); the best (first on ties) is refitted on the whole
+  training fold and only then scored on the test fold, which never takes part in the choice.
+  A value given on the command line (``--gamma 2 --alpha 0.25 --gamma-neg 4 --clip 0.05
+  --tau 1``) fixes that parameter; ``--no-grid`` fixes all of them (given values, else
+  :data:`FIXED`).
+* **Engine settings**, the same for every loss (the baseline included): ``n_estimators``
+  (100), ``learning_rate`` (0.1), ``min_child_weight=1e-3`` and ``max_delta_step=1`` (LightGBM
+  also ``reg_lambda=1e-3``; the estimators' defaults for focal-type losses, whose Hessians are
+  tiny for well-classified rows), ``n_jobs``, ``random_state``; ``--engine-params`` JSON
+  overrides or adds any estimator or engine parameter.
+* **Metrics** (scikit-learn): ``average_precision_score`` (PR-AUC), ``roc_auc_score``,
+  ``balanced_accuracy_score``, ``f1_score`` and ``log_loss``. Multiclass: one-vs-rest macro
+  averages for PR-AUC and ROC-AUC, macro F1. Multi-label: macro averages over labels, the mean
+  per-label balanced accuracy and binary log-loss. Labels come from ``predict`` (the loss's
+  decision rule at its default threshold, raw score 0), probabilities from ``predict_proba``,
+  calibrated by default (:mod:`gbloss.calibration`). Ranking metrics leave out classes without
+  both outcomes in a test fold. ``fit s`` times the final fit of each fold (not the grid).
+
+Input (``--csv``): numeric columns as they are (empty cells are missing values, which the
+engines route natively); every other column is categorical. Categorical columns are encoded
+as integer codes (missing stays missing): LightGBM splits them natively
+(``categorical_feature``), XGBoost sees ordered codes (its native categorical splits need a
+DataFrame, which the gbloss estimators do not take). One ``--target`` column gives a binary or
+multiclass target of any labels (binary: the positive class is the minority class unless
+``--pos-label`` says otherwise); several ``--target`` columns give a multi-label target, each
+column holding two values (0/1, False/True, or two labels of which the sorted second is 1).
+Rows with a missing target are dropped.
+"""
+
+import argparse
+import csv
+import itertools
+import json
+import math
+import numbers
+import os
+import sys
+import textwrap
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn import metrics as skm
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
+
+from .losses import (
+    BINARY,
+    MULTICLASS,
+    MULTILABEL,
+    AsymmetricLoss,
+    CrossEntropyLoss,
+    FocalLoss,
+    LogitAdjustedLoss,
+)
+
+__all__ = ["CompareError", "Dataset", "Result", "compare", "default_dataset", "load_csv",
+           "main"]
+
+
+class CompareError(ValueError):
+    """A problem with the input or the options; the command line reports it in one line."""
+
+
+#: Name on the command line -> (description, loss class).
+LOSSES = {
+    "ce": ("cross-entropy", CrossEntropyLoss),
+    "focal": ("focal loss", FocalLoss),
+    "asl": ("asymmetric loss (ASL)", AsymmetricLoss),
+    "la": ("logit-adjusted cross-entropy", LogitAdjustedLoss),
+}
+#: The grid searched inside each training fold, per loss.
+GRIDS = {
+    "ce": {},
+    "focal": {"gamma": (1.0, 2.0), "alpha": (None, 0.25)},
+    "asl": {"gamma_neg": (2.0, 4.0), "clip": (0.0, 0.05)},
+    "la": {"tau": (0.5, 1.0, 2.0)},
+}
+#: Grid selection metric per loss unless ``--select`` names one for all.
+SELECT = {"focal": "pr_auc", "asl": "pr_auc", "la": "balanced_accuracy"}
+#: Values with ``--no-grid`` when none is given.
+FIXED = {"ce": {}, "focal": {"gamma": 2.0, "alpha": None},
+         "asl": {"gamma_neg": 4.0, "clip": 0.05}, "la": {"tau": 1.0}}
+#: Metric key -> (column header, higher is better).
+METRICS = {
+    "pr_auc": ("PR-AUC", True),
+    "roc_auc": ("ROC-AUC", True),
+    "balanced_accuracy": ("bal. acc.", True),
+    "f1": ("F1", True),
+    "log_loss": ("log-loss", False),
+}
+BACKENDS = ("xgboost", "lightgbm")
+#: The embedded default data set: the experiment behind gbloss.
+DEFAULT_DATA = {"n_samples": 2000, "n_features": 2, "n_informative": 2, "n_redundant": 0,
+                "n_clusters_per_class": 1, "weights": [0.9, 0.1], "class_sep": 0.5,
+                "flip_y": 0.02, "random_state": 7}
+_HOLDOUT = 0.25
+_LGBM_CATEGORICAL = {"categorical_feature", "cat_feature", "categorical_column", "cat_column",
+                     "categorical_features"}
+_UNSET = object()  # --alpha not given (``none`` is a value)
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    """Features (float64, NaN = missing), encoded target and their description.
+
+    ``y``: (n,) ints 0..K-1 (binary: 1 is the positive class) or (n, K) 0/1 for multi-label;
+    ``classes``: the original label of each code (multi-label: the target column names).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    task: str
+    classes: list
+    feature_names: list
+    categorical: list = field(default_factory=list)
+    name: str = "data"
+    notes: list = field(default_factory=list)
+
+
+def default_dataset():
+    """The embedded data set: ``make_classification(**DEFAULT_DATA)``, 2 features, 90:10."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(**DEFAULT_DATA)
+    return Dataset(X, y.astype(np.intp), BINARY, [0, 1], ["x0", "x1"],
+                   name="embedded make_classification (90:10, class_sep "
+                        f"{DEFAULT_DATA['class_sep']}, flip_y {DEFAULT_DATA['flip_y']}, seed "
+                        f"{DEFAULT_DATA['random_state']})")
+
+
+def _encode_target(values, name, pos_label=None):
+    """Codes 0..K-1 of a label column; binary: the positive class (minority) is 1."""
+    values = np.asarray(values)
+    try:
+        classes, codes = np.unique(values, return_inverse=True)
+    except TypeError:  # mixed types in an object column
+        classes, codes = np.unique(values.astype(str), return_inverse=True)
+    if classes.size < 2:
+        shown = repr(classes[0].item() if hasattr(classes[0], "item") else classes[0]) \
+            if classes.size else "none"
+        raise CompareError(f"target {name!r} has only one class ({shown}); a classifier needs "
+                           "at least two")
+    if values.dtype.kind == "f" and not np.all(np.mod(values, 1) == 0) and classes.size > 20:
+        raise CompareError(f"target {name!r} holds {classes.size} distinct non-integer values: "
+                           "it looks continuous, and gbloss compare is for classification")
+    classes = [c.item() if hasattr(c, "item") else c for c in classes]
+    if len(classes) == 2:
+        counts = np.bincount(codes, minlength=2)
+        if pos_label is not None:
+            names = [str(c) for c in classes]
+            if str(pos_label) not in names:
+                raise CompareError(f"--pos-label {pos_label!r} is not a class of target "
+                                   f"{name!r} (classes: {', '.join(names)})")
+            pos = names.index(str(pos_label))
+        else:
+            pos = int(np.argmin(counts)) if counts[0] != counts[1] else 1
+        if pos == 0:
+            classes, codes = classes[::-1], 1 - codes
+    elif pos_label is not None:
+        raise CompareError("--pos-label applies to binary targets only")
+    return np.asarray(codes, dtype=np.intp), classes
+
+
+def _binary_column(values, name):
+    """A 0/1 column of a multi-label target."""
+    values = np.asarray(values)
+    kinds = np.unique(values.astype(str))
+    if kinds.size != 2:
+        raise CompareError(f"multi-label target column {name!r} must hold two values (0/1), "
+                           f"it holds {kinds.size}: {', '.join(kinds[:5])}")
+    if values.dtype.kind in "biuf" and set(np.unique(values).tolist()) <= {0, 1}:
+        return values.astype(np.intp)
+    return (values.astype(str) == kinds[1]).astype(np.intp)
+
+
+def load_csv(path, targets, features=None, pos_label=None):
+    """Read a CSV file into a :class:`Dataset` (see the module docstring for the encoding)."""
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise CompareError("reading --csv needs pandas: pip install 'gbloss[cli]'") from exc
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise CompareError(f"cannot read {path} as CSV: {str(exc).strip()}") from exc
+    columns = [str(c) for c in df.columns]
+    df.columns = columns
+    shown = ", ".join(columns[:12]) + (", ..." if len(columns) > 12 else "")
+    for col in list(targets) + list(features or []):
+        if col not in columns:
+            raise KeyError(f"column {col!r} is not in {path} (columns: {shown})")
+    if len(set(targets)) != len(targets):
+        raise CompareError("a --target column is given twice")
+    features = [c for c in columns if c not in targets] if features is None else list(features)
+    overlap = sorted(set(features) & set(targets))
+    if overlap:
+        raise CompareError(f"column {overlap[0]!r} is both a feature and a target")
+    if not features:
+        raise CompareError(f"{path} has no feature columns besides the target")
+    notes = []
+    missing_target = df[list(targets)].isna().any(axis=1).to_numpy()
+    if missing_target.any():
+        notes.append(f"dropped {int(missing_target.sum())} rows with a missing target")
+        df = df.loc[~missing_target]
+    if len(df) == 0:
+        raise CompareError(f"{path} has no rows with a target")
+    X = np.empty((len(df), len(features)), dtype=np.float64)
+    categorical = []
+    for j, col in enumerate(features):
+        s = df[col]
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            X[:, j] = s.astype("float64").to_numpy()
+        else:
+            codes = pd.Categorical(s.astype("object").where(s.notna(), None)).codes
+            X[:, j] = np.where(codes < 0, np.nan, codes)
+            categorical.append(j)
+    if len(targets) == 1:
+        y, classes = _encode_target(df[targets[0]].to_numpy(), targets[0], pos_label)
+        task = BINARY if len(classes) == 2 else MULTICLASS
+    else:
+        if pos_label is not None:
+            raise CompareError("--pos-label applies to binary targets only")
+        y = np.column_stack([_binary_column(df[t].to_numpy(), t) for t in targets])
+        classes, task = list(targets), MULTILABEL
+    return Dataset(X, y, task, classes, features, categorical, name=os.path.basename(path),
+                   notes=notes)
+
+
+# -- what to fit -------------------------------------------------------------------------------
+
+
+@dataclass
+class Spec:
+    """One table row: a loss name and its candidate parameter sets (one: no grid)."""
+
+    name: str
+    candidates: list
+    baseline: bool = False
+
+
+def _parse_losses(text, task):
+    if text is None:  # every loss that fits the task
+        return [n for n, (_, cls) in LOSSES.items() if task in cls.tasks]
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise CompareError("--losses is empty; choose from " + ",".join(LOSSES))
+    for name in names:
+        if name not in LOSSES:
+            raise CompareError(f"unknown loss {name!r} in --losses; choose from "
+                               + ",".join(LOSSES))
+        cls = LOSSES[name][1]
+        if task not in cls.tasks:
+            fits = ",".join(n for n, (_, c) in LOSSES.items() if task in c.tasks)
+            raise CompareError(f"loss {name!r} ({cls.__name__}) does not fit a {task} target "
+                               f"(it supports {', '.join(cls.tasks)}); for this target "
+                               f"choose from {fits}")
+    if len(set(names)) != len(names):
+        raise CompareError("a loss is listed twice in --losses")
+    return names
+
+
+def _candidates(name, task, fixed, grid):
+    """Parameter dicts to try for one loss: the grid, with the user's values fixed."""
+    own = set(GRIDS[name]) | ({"gamma_pos"} if name == "asl" else set())
+    given = {k: v for k, v in fixed.items() if k in own}
+    if not grid:
+        return [{**FIXED[name], **given}]
+    axes = dict(GRIDS[name])
+    if name == "focal" and task == MULTICLASS:
+        axes["alpha"] = (None,)  # a scalar alpha is a binary / per-label weight
+    axes.update({k: (v,) for k, v in given.items()})
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def _make_loss(name, params):
+    return LOSSES[name][1](**params)
+
+
+def _format_params(params):
+    if not params:
+        return "-"
+    return " ".join(f"{k}={_fmt_value(v)}" for k, v in params.items())
+
+
+def _fmt_value(v):
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list | tuple | np.ndarray):
+        return ",".join(f"{float(x):g}" for x in v)
+    return str(v)
+
+
+# -- estimators --------------------------------------------------------------------------------
+
+
+def default_backend():
+    """The first installed of :data:`BACKENDS` (XGBoost, then LightGBM)."""
+    import importlib.util
+
+    for backend in BACKENDS:
+        if importlib.util.find_spec(backend) is not None:
+            return backend
+    raise CompareError("gbloss compare needs XGBoost or LightGBM: pip install 'gbloss[xgboost]' "
+                       "or 'gbloss[lightgbm]'")
+
+
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise CompareError(f"unknown --backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    try:
+        __import__(backend)
+        __import__(f"gbloss.{backend}")
+    except ImportError as exc:
+        raise CompareError(f"--backend {backend} needs {backend} and gbloss.{backend} "
+                           f"({exc}): pip install 'gbloss[{backend}]'") from exc
+
+
+def _shared_settings(backend, n_estimators, learning_rate, n_jobs, seed):
+    from . import sklearn as gbs
+
+    focal = gbs._FOCAL_DEFAULTS if backend == "xgboost" else gbs._LGBM_FOCAL_DEFAULTS
+    return {"n_estimators": n_estimators, "learning_rate": learning_rate, **focal,
+            "n_jobs": n_jobs, "random_state": seed}
+
+
+class _Engine:
+    """Builds the estimators of one comparison: backend, shared settings, categoricals."""
+
+    def __init__(self, backend, task, settings, engine_params, categorical):
+        from . import sklearn as gbs
+
+        self.backend, self.task = backend, task
+        cls = gbs.GBLossXGBClassifier if backend == "xgboost" else gbs.GBLossLGBMClassifier
+        self.cls = cls
+        names = set(cls().get_params()) - {"loss", "calibrate", "class_weight", "engine_params",
+                                           "beta", "eval_metric", "early_stopping_rounds"}
+        reserved = gbs._XGB_RESERVED if backend == "xgboost" else gbs._LGBM_RESERVED
+        self.settings = dict(settings)
+        extra = {}
+        for key, value in (engine_params or {}).items():
+            if key in names:
+                self.settings[key] = value
+            elif key in ("loss", "calibrate", "class_weight"):
+                raise CompareError(f"--engine-params cannot set {key!r}: compare sets it per row")
+            elif key in reserved:
+                raise CompareError(f"--engine-params {key!r}: give it by its estimator name "
+                                   f"(one of {', '.join(sorted(names))}) or the matching option")
+            else:
+                extra[key] = value
+        if backend == "lightgbm" and categorical and not _LGBM_CATEGORICAL & set(extra):
+            # LightGBM's alias: "categorical_feature" in params works too, but makes the
+            # Dataset warn that it "will be ignored" (it is not)
+            extra["cat_feature"] = list(categorical)
+        self.engine_params = extra or None
+
+    def describe(self):
+        shown = {k: v for k, v in self.settings.items() if v is not None}
+        shown.update(self.engine_params or {})
+        return ", ".join(f"{k}={_fmt_value(v)}" for k, v in shown.items())
+
+    def make(self, loss, *, class_weight=None, calibrate=True):
+        est = self.cls(loss, calibrate=calibrate, class_weight=class_weight,
+                       engine_params=self.engine_params, **self.settings)
+        if self.task == MULTILABEL and self.backend != "xgboost":
+            from sklearn.multiclass import OneVsRestClassifier
+
+            est = OneVsRestClassifier(est)
+        return est
+
+    def baseline(self, y):
+        """Cross-entropy weighted like ``scale_pos_weight`` (see the module docstring)."""
+        if self.task == BINARY:
+            n_pos = max(int(np.sum(y == 1)), 1)
+            spw = (len(y) - n_pos) / n_pos
+            return self.make(CrossEntropyLoss(), class_weight={0: 1.0, 1: spw},
+                             calibrate=False), {"pos_weight": round(spw, 1)}
+        if self.task == MULTICLASS:
+            return self.make(CrossEntropyLoss(), class_weight="balanced",
+                             calibrate=False), {"class_weight": "balanced"}
+        if self.backend == "xgboost":
+            alpha = np.clip(1.0 - y.mean(axis=0), 1e-3, 1 - 1e-3)
+            return self.make(CrossEntropyLoss(alpha=alpha), calibrate=False), \
+                {"pos_weight": "n_neg/n_pos per label"}
+        return self.make(CrossEntropyLoss(), class_weight="balanced", calibrate=False), \
+            {"pos_weight": "n_neg/n_pos per label"}
+
+
+def _probabilities(est, X, task):
+    """(n, 2) binary, (n, K) multiclass and multi-label (also through one-vs-rest)."""
+    return np.asarray(est.predict_proba(X), dtype=np.float64)
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+def scores(task, y, proba, pred):
+    """The table's metrics for one fold (see the module docstring); proba (n, 2) binary."""
+    y, pred = np.asarray(y), np.asarray(pred)
+    if task == BINARY:
+        p = proba[:, 1]
+        both = np.unique(y).size == 2
+        return {
+            "pr_auc": skm.average_precision_score(y, p) if both else math.nan,
+            "roc_auc": skm.roc_auc_score(y, p) if both else math.nan,
+            "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
+            "f1": skm.f1_score(y, pred, zero_division=0),
+            "log_loss": skm.log_loss(y, proba, labels=[0, 1]),
+        }
+    n_out = proba.shape[1]
+    Y = (y[:, None] == np.arange(n_out)[None, :]).astype(int) if task == MULTICLASS else y
+    keep = (Y.min(axis=0) == 0) & (Y.max(axis=0) == 1)
+    ranked = {"pr_auc": math.nan, "roc_auc": math.nan}
+    if keep.any():
+        ranked["pr_auc"] = skm.average_precision_score(Y[:, keep], proba[:, keep],
+                                                       average="macro")
+        ranked["roc_auc"] = skm.roc_auc_score(Y[:, keep], proba[:, keep], average="macro")
+    if task == MULTICLASS:
+        labels = list(range(n_out))
+        return {**ranked,
+                "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
+                "f1": skm.f1_score(y, pred, labels=labels, average="macro", zero_division=0),
+                "log_loss": skm.log_loss(y, proba, labels=labels)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one-class labels: balanced accuracy of the one class
+        bal = np.mean([skm.balanced_accuracy_score(Y[:, k], pred[:, k]) for k in range(n_out)])
+    return {**ranked, "balanced_accuracy": float(bal),
+            "f1": skm.f1_score(Y, pred, average="macro", zero_division=0),
+            "log_loss": float(np.mean([skm.log_loss(Y[:, k], proba[:, k], labels=[0, 1])
+                                       for k in range(n_out)]))}
+
+
+# -- the comparison ------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """Per-fold rows, the summary per loss, the protocol in words, and what the figures need."""
+
+    folds: list
+    summary: list
+    footer: list
+    data: Dataset
+    oof: dict
+    first_fold: dict
+    notes: list
+
+    def table(self):
+        """The plain-text table with its footer."""
+        return format_table(self.summary, self.footer)
+
+    def markdown(self):
+        return format_markdown(self.summary, self.footer)
+
+
+class _Progress:
+    def __init__(self, total, enabled):
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, desc="gbloss compare", unit="fit", file=sys.stderr,
+                                leave=False, dynamic_ncols=True)
+
+    def step(self, text):
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _splits(data, folds, seed):
+    y = data.y
+    if data.task == MULTILABEL:
+        if folds > len(y):
+            raise CompareError(f"--folds {folds} exceeds the {len(y)} rows")
+        return list(KFold(folds, shuffle=True, random_state=seed).split(data.X))
+    counts = np.bincount(y)
+    if counts.min() < folds:
+        c = int(np.argmin(counts))
+        raise CompareError(f"class {data.classes[c]!r} has {counts[c]} rows, fewer than "
+                           f"--folds {folds}: lower --folds or merge rare classes")
+    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(data.X, y))
+
+
+def _holdout(task, y, seed):
+    if task == MULTILABEL:
+        return next(ShuffleSplit(1, test_size=_HOLDOUT, random_state=seed).split(y))
+    try:
+        return next(StratifiedShuffleSplit(1, test_size=_HOLDOUT, random_state=seed)
+                    .split(np.zeros(len(y)), y))
+    except ValueError as exc:
+        raise CompareError(f"the held-out split for the grid search failed ({exc}); fix the "
+                           "parameters (--no-grid or --gamma/--alpha/...) or lower --folds"
+                           ) from exc
+
+
+def _select(spec, engine, X, y, task, select, seed, progress):
+    """The candidate with the best ``select`` score on a held-out part of the training fold."""
+    if len(spec.candidates) == 1:
+        return spec.candidates[0], 0.0
+    select = select or SELECT[spec.name]
+    t0 = time.perf_counter()
+    fit, val = _holdout(task, y, seed)
+    higher = METRICS[select][1]
+    best, best_score = spec.candidates[0], -math.inf
+    for params in spec.candidates:
+        est = engine.make(_make_loss(spec.name, params)).fit(X[fit], y[fit])
+        s = scores(task, y[val], _probabilities(est, X[val], task), est.predict(X[val]))[select]
+        s = -math.inf if not np.isfinite(s) else (s if higher else -s)
+        if s > best_score:
+            best, best_score = params, s
+        progress.step(f"{spec.name} grid")
+    return best, time.perf_counter() - t0
+
+
+def compare(data, *, losses=None, backend=None, folds=5, seed=0,
+            n_estimators=100, learning_rate=0.1, n_jobs=1, engine_params=None, fixed=None,
+            grid=True, select=None, progress=False):
+    """Cross-validate each loss (and the weighted cross-entropy baseline) on ``data``.
+
+    ``losses``: comma-separated names of :data:`LOSSES` (None: all that fit ``data.task``).
+    Returns a :class:`Result`; the protocol is in the module docstring.
+    """
+    if not isinstance(folds, numbers.Integral) or folds < 2:
+        raise CompareError(f"--folds must be an integer >= 2, got {folds!r}")
+    if not isinstance(n_estimators, numbers.Integral) or n_estimators < 1:
+        raise CompareError(f"--n-estimators must be an integer >= 1, got {n_estimators!r}")
+    if not learning_rate > 0:
+        raise CompareError(f"--learning-rate must be > 0, got {learning_rate!r}")
+    if select is not None and select not in METRICS:
+        raise CompareError(f"--select must be one of {', '.join(METRICS)}, got {select!r}")
+    backend = backend or default_backend()
+    _check_backend(backend)
+    task = data.task
+    names = _parse_losses(losses, task)
+    fixed = dict(fixed or {})
+    if task == MULTICLASS and fixed.get("alpha") is not None \
+            and np.ndim(fixed["alpha"]) == 0 and "focal" in names:
+        raise CompareError(f"--alpha for a multiclass target needs one weight per class "
+                           f"({len(data.classes)} comma-separated values)")
+    specs = [Spec(n, _candidates(n, task, fixed, grid)) for n in names]
+    for spec in specs:  # parameter values are checked before any fit
+        for params in spec.candidates:
+            _make_loss(spec.name, params)
+    base_name = "ce+balanced" if task == MULTICLASS else "ce+spw"
+    specs.append(Spec(base_name, [{}], baseline=True))
+    engine = _Engine(backend, task, _shared_settings(backend, n_estimators, learning_rate,
+                                                     n_jobs, seed), engine_params,
+                     data.categorical)
+    splits = _splits(data, folds, seed)
+    _warm_up(engine, specs, data)
+    per_fold = sum(len(s.candidates) + (len(s.candidates) > 1) for s in specs)
+    bar = _Progress(folds * per_fold, progress)
+    X, y = data.X, data.y
+    rows, oof, first, caught = [], {}, {}, []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for fold, (tr, te) in enumerate(splits):
+                for spec in specs:
+                    if spec.baseline:
+                        params, select_s = {}, 0.0
+                        est, shown = engine.baseline(y[tr])
+                    else:
+                        params, select_s = _select(spec, engine, X[tr], y[tr], task, select,
+                                                   seed + fold, bar)
+                        est, shown = engine.make(_make_loss(spec.name, params)), params
+                    t0 = time.perf_counter()
+                    est.fit(X[tr], y[tr])
+                    fit_s = time.perf_counter() - t0
+                    proba = _probabilities(est, X[te], task)
+                    pred = np.asarray(est.predict(X[te]))
+                    row = {"fold": fold, "loss": spec.name, "params": _format_params(shown),
+                           **scores(task, y[te], proba, pred), "fit_s": fit_s,
+                           "select_s": select_s}
+                    rows.append(row)
+                    store = oof.setdefault(spec.name, np.full(
+                        (len(y),) + proba.shape[1:], np.nan))
+                    store[te] = proba
+                    if fold == 0:
+                        first[spec.name] = (est, tr, te, pred)
+                    bar.step(f"fold {fold + 1}/{folds} {spec.name}")
+    finally:
+        bar.close()
+    notes = list(data.notes)
+    seen = set()
+    for w in caught:
+        text = f"{w.category.__name__}: {str(w.message).splitlines()[0]}"
+        if text not in seen:
+            seen.add(text)
+            notes.append(text)
+    summary = summarise(rows, [s.name for s in specs])
+    footer = _footer(data, task, folds, seed, backend, engine, specs, select, grid)
+    return Result(rows, summary, footer, data, oof, first, notes)
+
+
+def _warm_up(engine, specs, data):
+    """Compile (or load from the Numba cache) each loss's kernels before anything is timed."""
+    if data.task == MULTILABEL:
+        rows = np.arange(min(len(data.y), 200))
+    else:  # every class, and enough rows for LightGBM's min_data_in_leaf (20) to split
+        rows = np.concatenate([np.flatnonzero(data.y == k)[:100]
+                               for k in range(len(data.classes))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for spec in specs:  # the baseline too: weighted fits compile other kernels
+            if spec.baseline:
+                est = engine.baseline(data.y[rows])[0]
+            else:
+                est = engine.make(_make_loss(spec.name, spec.candidates[0]))
+            est.set_params(**({"estimator__n_estimators": 1}
+                              if hasattr(est, "estimator") else {"n_estimators": 1}))
+            try:
+                est.fit(data.X[rows], data.y[rows]).predict_proba(data.X[rows])
+            except Exception:  # best effort: the real fits report any problem
+                pass
+
+
+def summarise(rows, names):
+    """Mean and sample standard deviation over folds per loss, and the most frequent choice."""
+    out = []
+    for name in names:
+        mine = [r for r in rows if r["loss"] == name]
+        entry = {"loss": name}
+        choices = [r["params"] for r in mine]
+        best = max(dict.fromkeys(choices), key=choices.count)
+        count = choices.count(best)
+        entry["parameters"] = best if count == len(mine) else f"{best} ({count}/{len(mine)})"
+        for key in list(METRICS) + ["fit_s"]:
+            values = np.array([r[key] for r in mine], dtype=np.float64)
+            finite = values[np.isfinite(values)]
+            entry[f"{key}_mean"] = float(finite.mean()) if finite.size else math.nan
+            entry[f"{key}_sd"] = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
+        entry["n_folds"] = len(mine)
+        out.append(entry)
+    return out
+
+
+def _footer(data, task, folds, seed, backend, engine, specs, select, grid):
+    n, p = data.X.shape
+    if task == BINARY:
+        share = float(np.mean(data.y == 1))
+        target = (f"binary target, positive class {data.classes[1]!r} ({100 * share:.1f}% of "
+                  "rows)")
+    elif task == MULTICLASS:
+        counts = np.bincount(data.y)
+        target = (f"multiclass target, {len(data.classes)} classes (largest:smallest "
+                  f"{counts.max()}:{counts.min()}); PR-AUC, ROC-AUC one-vs-rest macro, "
+                  "F1 macro")
+    else:
+        target = (f"multi-label target, {len(data.classes)} labels; macro averages over "
+                  "labels, mean per-label balanced accuracy and log-loss")
+    split = "stratified " if task != MULTILABEL else ""
+    cats = ""
+    if data.categorical:
+        how = "split natively by LightGBM" if backend == "lightgbm" else \
+            "as ordered integer codes for XGBoost"
+        cats = f" ({len(data.categorical)} categorical, {how})"
+    lines = [
+        f"data: {data.name}, {n} rows, {p} features{cats}; {target}",
+        f"mean ± sd over {folds} {split}folds (seed {seed}, the same folds for every loss); "
+        "F1 and bal. acc. of predict() (default threshold, raw score 0); log-loss of "
+        "predict_proba, calibrated (calibrate=True) except the baseline",
+        f"engine: {backend}, {engine.describe()}, the same for every loss; each loss starts "
+        "at its loss-optimal constant",
+    ]
+    searched = [s.name for s in specs if len(s.candidates) > 1]
+    if searched:
+        by = {}
+        for name in searched:
+            by.setdefault(METRICS[select or SELECT[name]][0], []).append(name)
+        rule = "; ".join(f"{', '.join(n)} by {m}" for m, n in by.items())
+        lines.append(
+            f"grid: chosen per training fold on a held-out {int(100 * _HOLDOUT)}% of it ({rule}), "
+            "then refit on the whole training fold; the test fold takes no part; parameters: "
+            "most frequent choice (folds)")
+    elif not grid:
+        lines.append("parameters fixed (--no-grid)")
+    base = specs[-1].name
+    if task == MULTICLASS:
+        lines.append(f"{base}: cross-entropy with class_weight='balanced' (n / (K n_c)), "
+                     "uncorrected probabilities")
+    else:
+        lines.append(f"{base}: cross-entropy with positive weight n_neg/n_pos of the training "
+                     "fold (scale_pos_weight), uncorrected probabilities")
+    lines.append("fit s: the final fit of each fold, without the grid search")
+    return lines
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+_COLUMNS = [("loss", "loss"), ("parameters", "parameters")] + \
+    [(k, h) for k, (h, _) in METRICS.items()] + [("fit_s", "fit s")]
+
+
+def _cell(entry, key):
+    if key in ("loss", "parameters"):
+        return str(entry[key])
+    mean, sd = entry[f"{key}_mean"], entry[f"{key}_sd"]
+    digits = 2 if key == "fit_s" else 3
+    if not np.isfinite(mean):
+        return "n/a"
+    if not np.isfinite(sd):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def format_table(summary, footer=(), width=100):
+    """Aligned plain-text table: one row per loss, then the footer lines."""
+    cells = [[h for _, h in _COLUMNS]] + [[_cell(e, k) for k, _ in _COLUMNS] for e in summary]
+    widths = [max(len(row[j]) for row in cells) for j in range(len(_COLUMNS))]
+
+    def line(row):
+        return "  ".join(c.ljust(w) if j < 2 else c.rjust(w)
+                         for j, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+
+    out = [line(cells[0]), "  ".join("-" * w for w in widths)]
+    out += [line(row) for row in cells[1:]]
+    notes = [textwrap.fill(f, width, subsequent_indent="  ", break_on_hyphens=False)
+             for f in footer]
+    return "\n".join(out + [""] + notes)
+
+
+def format_markdown(summary, footer=()):
+    head = "| " + " | ".join(h for _, h in _COLUMNS) + " |"
+    rule = "|" + "|".join("---" if j < 2 else "---:" for j in range(len(_COLUMNS))) + "|"
+    body = ["| " + " | ".join(_cell(e, k) for k, _ in _COLUMNS) + " |" for e in summary]
+    return "\n".join([head, rule, *body, "", *(f"- {line}" for line in footer)]) + "\n"
+
+
+def write_outputs(result, out, plots=True):
+    """results.csv, folds.csv, results.md and (with matplotlib) the figures; returns paths."""
+    os.makedirs(out, exist_ok=True)
+    written = []
+    path = os.path.join(out, "results.csv")
+    keys = ["loss", "parameters"] + [f"{k}_{s}" for k in list(METRICS) + ["fit_s"]
+                                     for s in ("mean", "sd")] + ["n_folds"]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, keys)
+        writer.writeheader()
+        writer.writerows(result.summary)
+    written.append(path)
+    path = os.path.join(out, "folds.csv")
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, list(result.folds[0]))
+        writer.writeheader()
+        writer.writerows(result.folds)
+    written.append(path)
+    path = os.path.join(out, "results.md")
+    with open(path, "w") as f:
+        f.write(result.markdown())
+    written.append(path)
+    if plots:
+        written += _write_figures(result, out)
+    return written
+
+
+def _write_figures(result, out):
+    try:
+        from . import plots
+    except ImportError:
+        result.notes.append("matplotlib is not installed: no figures (pip install "
+                            "'gbloss[plot]')")
+        return []
+    data, written = result.data, []
+    if data.X.shape[1] == 2 and data.task != MULTILABEL:
+        panels = []
+        chosen = {r["loss"]: r["params"] for r in result.folds if r["fold"] == 0}
+        for name, (est, _, te, pred) in result.first_fold.items():
+            y_te = data.y[te]
+            title = name if chosen[name] == "-" else f"{name} ({chosen[name]})"
+            panels.append((title, est, skm.accuracy_score(y_te, pred),
+                           skm.balanced_accuracy_score(y_te, pred)))
+        tr, te = next(iter(result.first_fold.values()))[1:3]
+        fig = plots.decision_regions(panels, data.X[te], data.y[te], data.X[tr],
+                                     class_names=data.classes,
+                                     feature_names=data.feature_names)
+        written.append(plots.save(fig, os.path.join(out, "decision_regions.png")))
+    else:
+        result.notes.append("decision regions need exactly 2 features and a single target: "
+                            "figure skipped")
+    fig = plots.pr_curves(result.oof, data.y, data.task, labels=data.classes)
+    written.append(plots.save(fig, os.path.join(out, "pr_curves.png")))
+    fig = plots.focal_curves()
+    written.append(plots.save(fig, os.path.join(out, "focal_curves.png")))
+    return written
+
+
+# -- command line --------------------------------------------------------------------------------
+
+
+def _number_or_none(text):
+    if text.strip().lower() == "none":
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, a comma-separated list or "
+                                         f"'none', got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def add_arguments(parser):
+    """The options of ``gbloss compare`` on an argparse parser."""
+    data = parser.add_argument_group("data (default: the embedded 90:10 two-feature set)")
+    data.add_argument("--csv", metavar="PATH", help="CSV file with a header row")
+    data.add_argument("--target", metavar="COL", action="append",
+                      help="target column; repeat (or comma-separate) for a multi-label target")
+    data.add_argument("--features", metavar="COLS",
+                      help="comma-separated feature columns (default: all other columns)")
+    data.add_argument("--pos-label", metavar="LABEL",
+                      help="positive class of a binary target (default: the minority class)")
+    run = parser.add_argument_group("comparison")
+    run.add_argument("--losses", metavar="LIST",
+                     help="comma-separated from ce (cross-entropy), focal, asl (asymmetric, "
+                          "binary and multi-label), la (logit-adjusted, binary and "
+                          "multiclass); default: all that fit the target; the weighted "
+                          "cross-entropy baseline is always added")
+    run.add_argument("--backend", default=None, choices=BACKENDS,
+                     help="training engine (default: xgboost if installed, else lightgbm)")
+    run.add_argument("--folds", type=int, default=5, metavar="K",
+                     help="CV folds (default %(default)s)")
+    run.add_argument("--seed", type=int, default=0, metavar="INT",
+                     help="seed of folds and engine (default 0)")
+    run.add_argument("--select", choices=list(METRICS),
+                     help="grid selection metric on the held-out part, for every loss "
+                          "(default: pr_auc for focal and asl, balanced_accuracy for la)")
+    grid = parser.add_argument_group(
+        "loss parameters", "a value given is fixed; the others are searched: focal gamma {1,2} "
+        "x alpha {none,0.25}, asl gamma_neg {2,4} x clip {0,0.05}, la tau {0.5,1,2}")
+    grid.add_argument("--gamma", type=float, metavar="G", help="focal gamma")
+    grid.add_argument("--alpha", type=_number_or_none, default=_UNSET, metavar="A",
+                      help="focal alpha: a number, 'none', or one value per class (multiclass)")
+    grid.add_argument("--gamma-neg", type=float, metavar="G", help="ASL gamma_neg")
+    grid.add_argument("--gamma-pos", type=float, metavar="G", help="ASL gamma_pos (default 0)")
+    grid.add_argument("--clip", type=float, metavar="M", help="ASL probability margin")
+    grid.add_argument("--tau", type=float, metavar="T", help="logit-adjustment temperature")
+    grid.add_argument("--no-grid", action="store_true",
+                      help="no search: given values, else focal gamma=2 alpha=none, asl "
+                           "gamma_neg=4 clip=0.05, la tau=1")
+    engine = parser.add_argument_group("engine (the same for every loss)")
+    engine.add_argument("--n-estimators", type=int, default=100, metavar="N",
+                        help="trees (default 100)")
+    engine.add_argument("--learning-rate", type=float, default=0.1, metavar="RATE",
+                        help="default 0.1")
+    engine.add_argument("--n-jobs", type=int, default=1, metavar="N", help="threads (default 1)")
+    engine.add_argument("--engine-params", metavar="JSON",
+                        help='estimator or engine parameters, e.g. \'{"max_depth": 4}\'')
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", metavar="DIR",
+                     help="write results.csv, folds.csv, results.md and PNG figures here")
+    out.add_argument("--no-plots", action="store_true", help="with --out: no figures")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return parser
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error (``prog: error: ... (see prog --help)``, exit 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+DESCRIPTION = """\
+Cross-validate the gbloss losses side by side on one data set: the same stratified folds and
+engine settings for every loss, each starting at its loss-optimal constant, loss parameters
+chosen on a held-out part of each training fold. Prints one table of PR-AUC, ROC-AUC, balanced
+accuracy, F1, log-loss and fit time (mean ± sd over folds), next to cross-entropy weighted like
+scale_pos_weight. Without --csv: the embedded two-feature 90:10 data set."""
+
+EPILOG = """\
+examples:
+  gbloss compare
+  gbloss compare --csv data.csv --target label --backend lightgbm --losses ce,focal,asl,la \\
+      --folds 5 --out results/
+  gbloss compare --csv tags.csv --target sports --target news       (multi-label)
+  gbloss compare --gamma 2 --alpha 0.25 --tau 1 --no-grid           (fixed values, no search)
+
+bad input (missing file, unknown column, one-class target, a loss that does not fit the
+target) ends with one line 'gbloss compare: error: ...' and exit status 2."""
+
+
+def parser_kwargs():
+    """Description, epilog and formatter of the ``compare`` parser (also for subcommands)."""
+    return {"description": DESCRIPTION, "epilog": EPILOG,
+            "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
+def build_parser(prog="gbloss compare"):
+    return add_arguments(ArgumentParser(prog=prog, **parser_kwargs()))
+
+
+def _targets(values):
+    if not values:
+        return None
+    out = []
+    for v in values:
+        out += [t.strip() for t in v.split(",") if t.strip()]
+    return out
+
+
+def run(args):
+    """Run ``gbloss compare`` for parsed arguments; prints the table to stdout."""
+    if args.csv is None:
+        if args.target or args.features or args.pos_label is not None:
+            raise CompareError("--target, --features and --pos-label need --csv")
+        data = default_dataset()
+    else:
+        targets = _targets(args.target)
+        if not targets:
+            raise CompareError("--csv needs --target COL (the label column)")
+        features = [c.strip() for c in args.features.split(",")] if args.features else None
+        data = load_csv(args.csv, targets, features, args.pos_label)
+    engine_params = None
+    if args.engine_params:
+        try:
+            engine_params = json.loads(args.engine_params)
+        except json.JSONDecodeError as exc:
+            raise CompareError(f"--engine-params is not valid JSON: {exc}") from exc
+        if not isinstance(engine_params, dict):
+            raise CompareError("--engine-params must be a JSON object such as "
+                               '\'{"max_depth": 4}\'')
+    fixed = {k: getattr(args, k) for k in ("gamma", "gamma_neg", "gamma_pos", "clip", "tau")
+             if getattr(args, k) is not None}
+    if args.alpha is not _UNSET:
+        fixed["alpha"] = args.alpha
+    result = compare(data, losses=args.losses, backend=args.backend, folds=args.folds,
+                     seed=args.seed, n_estimators=args.n_estimators,
+                     learning_rate=args.learning_rate, n_jobs=args.n_jobs,
+                     engine_params=engine_params, fixed=fixed, grid=not args.no_grid,
+                     select=args.select, progress=not args.no_progress)
+    print(result.table())
+    written = write_outputs(result, args.out, plots=not args.no_plots) if args.out else []
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if written:
+        print("wrote " + ", ".join(written), file=sys.stderr)
+    return result
+
+
+def main(argv=None, prog="gbloss compare"):
+    """``gbloss compare`` entry point: exit status 0, or 2 with a one-line error."""
+    parser = build_parser(prog)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) and argparse's one-line errors (2)
+        return exc.code
+    return run_safely(run, args, prog)
+
+
+def run_safely(function, args, prog):
+    """Call ``function(args)``; report usage and input errors in one line (exit 2)."""
+    try:
+        function(args)
+    except (CompareError, ValueError, FileNotFoundError, KeyError, ImportError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        message = " ".join(str(message).split())
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the engines' own errors (LightGBMError is no ValueError)
+        if not type(exc).__module__.startswith(("xgboost", "lightgbm")):
+            raise
+        message = " ".join(str(exc).split())
+        print(f"{prog}: error: {type(exc).__module__.split('.')[0]}: {message}", file=sys.stderr)
+        return 2
+    return 0

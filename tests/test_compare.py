@@ -1,0 +1,468 @@
+"""``gbloss compare``: the table, CSV inputs, error handling, outputs and figures.
+
+Every run is tiny (a few trees, 2-3 folds) so the whole file takes seconds.
+"""
+
+import csv
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from gbloss import compare as C
+from gbloss.__main__ import main as gbloss_main
+
+HAS_MPL = importlib.util.find_spec("matplotlib") is not None
+HAS_PANDAS = importlib.util.find_spec("pandas") is not None
+needs_mpl = pytest.mark.skipif(not HAS_MPL, reason="needs matplotlib (the plot extra)")
+needs_pandas = pytest.mark.skipif(not HAS_PANDAS, reason="needs pandas (the cli extra)")
+
+FAST = ["--folds", "2", "--n-estimators", "5", "--no-progress"]
+HEADERS = ["loss", "parameters", "PR-AUC", "ROC-AUC", "bal. acc.", "F1", "log-loss", "fit s"]
+NUMBER = re.compile(r"(\d+\.\d+) ± (\d+\.\d+)")
+
+
+def run_cli(capsys, *args):
+    code = gbloss_main(["compare", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def flat(text):
+    """The text with line wrapping undone (the footer is wrapped at 100 columns)."""
+    return " ".join(text.split())
+
+
+def table_rows(out):
+    """{loss: [(mean, sd) per metric column]} parsed from the printed table."""
+    lines = out.splitlines()
+    assert lines[0].split("  ")[0] == "loss"
+    rows = {}
+    for line in lines[2:]:
+        if not line.strip():
+            break
+        rows[line.split()[0]] = [(float(a), float(b)) for a, b in NUMBER.findall(line)]
+    return rows
+
+
+def check_rows(rows, names, n_folds=2):
+    assert list(rows) == names
+    for name, cells in rows.items():
+        assert len(cells) == 6, name  # five metrics and the fit time, each mean ± sd
+        for j, (mean, sd) in enumerate(cells[:4]):
+            assert 0.0 <= mean <= 1.0, (name, j)
+            assert sd >= 0.0
+        assert cells[4][0] > 0.0  # log-loss
+        assert cells[5][0] >= 0.0  # fit seconds
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+def write_csv(path, columns):
+    names = list(columns)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(names)
+        for row in zip(*columns.values(), strict=True):
+            writer.writerow(["" if v is None else v for v in row])
+    return str(path)
+
+
+@pytest.fixture
+def mixed_csv(tmp_path):
+    """Binary: numeric, categorical (strings) and missing values, string labels 'no'/'yes'."""
+    rng = np.random.default_rng(0)
+    n = 160
+    x = rng.normal(size=n)
+    colour = rng.choice(["red", "green", "blue"], size=n)
+    y = np.where(x + (colour == "red") + rng.normal(0, 0.5, n) > 1.4, "yes", "no")
+    x_missing = np.where(rng.random(n) < 0.1, None, np.round(rng.normal(size=n), 3))
+    colour_missing = np.where(rng.random(n) < 0.1, None, colour)
+    return write_csv(tmp_path / "mixed.csv", {
+        "x": np.round(x, 4), "colour": colour_missing, "noise": x_missing, "label": y})
+
+
+@pytest.fixture
+def multiclass_csv(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 180
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    label = np.select([x1 > 0.9, x2 > 0.6], ["rare", "mid"], "common")
+    return write_csv(tmp_path / "multi.csv", {"x1": np.round(x1, 4), "x2": np.round(x2, 4),
+                                               "shop": rng.choice(["a", "b"], size=n),
+                                               "species": label})
+
+
+@pytest.fixture
+def multilabel_csv(tmp_path):
+    rng = np.random.default_rng(2)
+    n = 160
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    return write_csv(tmp_path / "tags.csv", {
+        "x1": np.round(x1, 4), "x2": np.round(x2, 4),
+        "sports": (x1 > 0.5).astype(int),
+        "news": np.where(x2 + 0.3 * x1 > 0.8, "yes", "no")})
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+
+def test_default_run_prints_one_table(capsys):
+    code, out, err = run_cli(capsys, *FAST)
+    assert code == 0, err
+    assert out.splitlines()[0].split() == "loss parameters PR-AUC ROC-AUC bal. acc. F1 " \
+        "log-loss fit s".split()
+    rows = table_rows(out)
+    check_rows(rows, ["ce", "focal", "asl", "la", "ce+spw"])
+    assert "embedded make_classification (90:10" in flat(out)
+    assert "2000 rows, 2 features" in flat(out)
+    assert "calibrated" in flat(out)
+    assert "scale_pos_weight" in flat(out)
+    assert "Traceback" not in err
+
+
+def test_compare_api_matches_sklearn_metrics():
+    data = C.default_dataset()
+    assert data.X.shape == (2000, 2)
+    assert 0.09 < data.y.mean() < 0.12
+    result = C.compare(data, losses="ce,focal", folds=2, n_estimators=5, grid=False)
+    splits = C._splits(data, 2, 0)
+    names = ["ce", "focal", "ce+spw"]
+    assert [e["loss"] for e in result.summary] == names
+    assert [r["loss"] for r in result.folds] == names * 2
+    # the out-of-fold probabilities reproduce the per-fold sklearn scores
+    for row in result.folds:
+        te = splits[row["fold"]][1]
+        p = result.oof[row["loss"]][te]
+        assert row["pr_auc"] == pytest.approx(skm.average_precision_score(data.y[te], p[:, 1]))
+        assert row["log_loss"] == pytest.approx(skm.log_loss(data.y[te], p))
+    entry = result.summary[0]
+    values = [r["roc_auc"] for r in result.folds if r["loss"] == "ce"]
+    assert entry["roc_auc_mean"] == pytest.approx(np.mean(values))
+    assert entry["roc_auc_sd"] == pytest.approx(np.std(values, ddof=1))
+
+
+def test_same_folds_for_every_loss():
+    data = C.default_dataset()
+    a = [te.tolist() for _, te in C._splits(data, 3, 0)]
+    b = [te.tolist() for _, te in C._splits(data, 3, 0)]
+    assert a == b
+    result = C.compare(data, losses="ce,la", folds=3, n_estimators=3, grid=False)
+    for name in ("ce", "la", "ce+spw"):
+        assert np.isfinite(result.oof[name]).all()  # every row predicted once, out of fold
+
+
+def test_fixed_values_skip_the_grid(capsys, monkeypatch):
+    fits = []
+    real = C._Engine.make
+
+    def counting(self, loss, **kw):
+        fits.append(type(loss).__name__)
+        return real(self, loss, **kw)
+
+    monkeypatch.setattr(C._Engine, "make", counting)
+    code, out, err = run_cli(capsys, *FAST, "--losses", "focal,la", "--gamma", "2",
+                             "--alpha", "0.25", "--tau", "1")
+    assert code == 0, err
+    assert "gamma=2 alpha=0.25" in flat(out)
+    assert "tau=1" in flat(out)
+    assert "grid:" not in flat(out)
+    assert fits.count("FocalLoss") == 1 + 2  # the untimed warm-up, one fit per fold, no search
+    assert fits.count("LogitAdjustedLoss") == 1 + 2
+
+
+def test_grid_selects_inside_the_training_fold(monkeypatch):
+    data = C.default_dataset()
+    seen = []
+    real = C.scores
+
+    def spy(task, y, proba, pred):
+        seen.append(len(y))
+        return real(task, y, proba, pred)
+
+    monkeypatch.setattr(C, "scores", spy)
+    result = C.compare(data, losses="focal", folds=2, n_estimators=3)
+    # per fold: 4 grid candidates scored on 25% of the 1000 training rows, then the test fold
+    assert seen == [250] * 4 + [1000, 1000] + [250] * 4 + [1000, 1000]  # (focal, ce+spw)
+    grid = {C._format_params(p) for p in C._candidates("focal", "binary", {}, True)}
+    assert len(grid) == 4
+    assert {r["params"] for r in result.folds if r["loss"] == "focal"} <= grid
+    assert "held-out 25% of it (focal by PR-AUC)" in flat(result.table())
+
+
+# -- CSV inputs ----------------------------------------------------------------------------------
+
+
+@needs_pandas
+def test_csv_numeric_categorical_missing_string_target(capsys, mixed_csv):
+    code, out, err = run_cli(capsys, *FAST, "--csv", mixed_csv, "--target", "label")
+    assert code == 0, err
+    check_rows(table_rows(out), ["ce", "focal", "asl", "la", "ce+spw"])
+    assert "3 features (1 categorical, as ordered integer codes for XGBoost)" in flat(out)
+    assert "positive class 'yes'" in flat(out)  # the minority label
+
+
+@needs_pandas
+def test_csv_encoding(mixed_csv):
+    data = C.load_csv(mixed_csv, ["label"])
+    assert data.feature_names == ["x", "colour", "noise"]
+    assert data.categorical == [1]
+    assert data.task == "binary"
+    assert data.classes == ["no", "yes"]
+    assert np.isnan(data.X[:, 1]).any()
+    assert np.isnan(data.X[:, 2]).any()
+    codes = data.X[:, 1][~np.isnan(data.X[:, 1])]
+    assert set(codes.tolist()) == {0.0, 1.0, 2.0}
+    flipped = C.load_csv(mixed_csv, ["label"], pos_label="no")
+    assert flipped.classes == ["yes", "no"]
+    assert np.array_equal(flipped.y, 1 - data.y)
+
+
+@needs_pandas
+def test_csv_multiclass(capsys, multiclass_csv):
+    code, out, err = run_cli(capsys, *FAST, "--csv", multiclass_csv, "--target", "species")
+    assert code == 0, err
+    check_rows(table_rows(out), ["ce", "focal", "la", "ce+balanced"])
+    assert "3 classes" in flat(out)
+    assert "one-vs-rest macro" in flat(out)
+
+
+def test_multiclass_scores_match_sklearn():
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1, 2], [30, 15, 5])
+    proba = rng.dirichlet(np.ones(3), size=50)
+    pred = proba.argmax(1)
+    s = C.scores("multiclass", y, proba, pred)
+    assert s["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"))
+    assert s["f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
+    Y = np.eye(3)[y]
+    assert s["pr_auc"] == pytest.approx(skm.average_precision_score(Y, proba))
+    assert s["log_loss"] == pytest.approx(skm.log_loss(y, proba))
+
+
+@needs_pandas
+def test_csv_multilabel_several_targets(capsys, multilabel_csv):
+    code, out, err = run_cli(capsys, *FAST, "--csv", multilabel_csv, "--target", "sports",
+                             "--target", "news")
+    assert code == 0, err
+    check_rows(table_rows(out), ["ce", "focal", "asl", "ce+spw"])
+    assert "multi-label target, 2 labels" in flat(out)
+    data = C.load_csv(multilabel_csv, ["sports", "news"])
+    assert data.y.shape == (160, 2)
+    assert set(np.unique(data.y)) == {0, 1}
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+def _bad_inputs(mixed, multiclass, multilabel):
+    return [
+        (["--csv", "no/such/file.csv", "--target", "y"], "no such file"),
+        (["--csv", mixed, "--target", "nope"], "'nope' is not in"),
+        (["--csv", mixed, "--target", "label", "--features", "x,zzz"], "'zzz' is not in"),
+        (["--csv", mixed, "--target", "label", "--losses", "focal,hinge"], "unknown loss"),
+        (["--csv", multiclass, "--target", "species", "--losses", "ce,asl"],
+         "does not fit a multiclass target"),
+        (["--csv", multilabel, "--target", "sports,news", "--losses", "la"],
+         "does not fit a multilabel target"),
+        (["--csv", mixed, "--target", "label", "--engine-params", "{max_depth: 2"],
+         "not valid JSON"),
+        (["--csv", mixed], "needs --target"),
+        (["--target", "y"], "need --csv"),
+        (["--folds", "1"], "--folds must be"),
+        (["--csv", mixed, "--target", "label", "--pos-label", "maybe"], "--pos-label"),
+        (["--gamma", "-1", "--losses", "focal"], "gamma must be >= 0"),
+        (["--losses", "ce", "--engine-params", '{"eta": 0.3}'], "by its estimator name"),
+        (["--losses", "ce", "--engine-params", "[1]"], "must be a JSON object"),
+        (["--losses", "ce", "--engine-params", '{"max_depth": -3}'], "max_depth"),  # XGBoost's
+        (["--folds", "x"], "invalid int value: 'x'"),  # argparse's own errors: one line too
+    ]
+
+
+@needs_pandas
+def test_bad_inputs_give_one_line(capsys, tmp_path, mixed_csv, multiclass_csv,
+                                  multilabel_csv):
+    one_class = write_csv(tmp_path / "one.csv", {"x": [1, 2, 3, 4], "y": ["a"] * 4})
+    cases = _bad_inputs(mixed_csv, multiclass_csv, multilabel_csv)
+    cases.append((["--csv", one_class, "--target", "y"], "only one class ('a')"))
+    for args, expected in cases:
+        code, out, err = run_cli(capsys, *FAST, *args)
+        assert code == 2, args
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, (args, err)
+        assert lines[0].startswith("gbloss compare: error: "), err
+        assert expected in lines[0], (expected, err)
+        assert "Traceback" not in err
+        assert out == ""
+
+
+def test_rare_class_and_too_many_folds(capsys):
+    # 2 rows of a class cannot be spread over 5 stratified folds
+    data = C.Dataset(np.arange(20.0)[:, None], np.array([0] * 18 + [1] * 2), "binary", [0, 1],
+                     ["x"])
+    with pytest.raises(C.CompareError, match="class 1 has 2 rows, fewer than --folds 5"):
+        C.compare(data, folds=5, n_estimators=2)
+
+
+def test_subprocess_error_one_line(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR",
+                                                          str(tmp_path / "nb"))}
+    missing = str(tmp_path / "missing.csv")
+    proc = subprocess.run([sys.executable, "-m", "gbloss", "compare", "--csv", missing,
+                           "--target", "label"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"gbloss compare: error: no such file: {missing}"
+    assert proc.stdout == ""
+
+
+def test_help(capsys):
+    assert gbloss_main(["--help"]) == 0
+    out = flat(capsys.readouterr().out)
+    assert "usage: gbloss" in out
+    assert "compare" in out
+    assert gbloss_main(["compare", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: gbloss compare")
+    for option in ("--csv", "--target", "--backend", "--losses", "--folds", "--out", "--gamma",
+                   "--alpha", "--tau", "--no-grid", "--select", "--engine-params"):
+        assert option in out
+    assert gbloss_main([]) == 2  # no command: the help, on stderr
+    assert "compare" in capsys.readouterr().err
+    assert gbloss_main(["compare", "--backend", "catboost"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("gbloss compare: error: argument --backend: invalid choice: "
+                          "'catboost'")
+    assert C.main(["--no-such-option"]) == 2  # gbloss.compare.main, the same parser
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+# -- outputs and figures -----------------------------------------------------------------------
+
+
+def test_out_writes_tables(capsys, tmp_path):
+    out_dir = tmp_path / "res"
+    code, out, err = run_cli(capsys, *FAST, "--losses", "ce,focal", "--no-grid", "--out",
+                             str(out_dir), "--no-plots")
+    assert code == 0, err
+    with open(out_dir / "results.csv") as f:
+        summary = list(csv.DictReader(f))
+    assert [r["loss"] for r in summary] == ["ce", "focal", "ce+spw"]
+    for r in summary:
+        assert 0 <= float(r["pr_auc_mean"]) <= 1
+        assert float(r["n_folds"]) == 2
+    with open(out_dir / "folds.csv") as f:
+        folds = list(csv.DictReader(f))
+    assert len(folds) == 6
+    assert {"fold", "loss", "params", "pr_auc", "log_loss", "fit_s"} <= set(folds[0])
+    md = (out_dir / "results.md").read_text()
+    assert md.startswith("| loss | parameters | PR-AUC |")
+    assert "| focal | gamma=2 alpha=None |" in md
+    assert not list(out_dir.glob("*.png"))
+
+
+@needs_mpl
+def test_out_writes_figures(capsys, tmp_path):
+    out_dir = tmp_path / "res"
+    code, out, err = run_cli(capsys, *FAST, "--losses", "ce,focal", "--no-grid", "--out",
+                             str(out_dir))
+    assert code == 0, err
+    for name in ("decision_regions.png", "pr_curves.png", "focal_curves.png"):
+        data = (out_dir / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert len(data) > 10_000
+    assert "decision_regions.png" in err
+
+
+@needs_mpl
+@needs_pandas
+def test_figures_for_multiclass_and_multilabel(capsys, tmp_path, multiclass_csv,
+                                               multilabel_csv):
+    out_dir = tmp_path / "mc"
+    code, _, err = run_cli(capsys, *FAST, "--csv", multiclass_csv, "--target", "species",
+                           "--features", "x1,x2", "--no-grid", "--out", str(out_dir))
+    assert code == 0, err
+    assert (out_dir / "decision_regions.png").exists()  # 2 features, 3 classes
+    out_dir = tmp_path / "ml"
+    code, _, err = run_cli(capsys, *FAST, "--csv", multilabel_csv, "--target", "sports",
+                           "--target", "news", "--no-grid", "--out", str(out_dir))
+    assert code == 0, err
+    assert (out_dir / "pr_curves.png").exists()
+    assert not (out_dir / "decision_regions.png").exists()
+    assert "figure skipped" in err
+
+
+# -- LightGBM --------------------------------------------------------------------------------
+
+
+@needs_pandas
+def test_lightgbm_backend_with_categoricals(capsys, mixed_csv):
+    pytest.importorskip("lightgbm")
+    if importlib.util.find_spec("gbloss.lightgbm") is None:
+        pytest.skip("gbloss.lightgbm is not written yet")
+    code, out, err = run_cli(capsys, *FAST, "--csv", mixed_csv, "--target", "label",
+                             "--backend", "lightgbm")
+    assert code == 0, err
+    check_rows(table_rows(out), ["ce", "focal", "asl", "la", "ce+spw"])
+    assert "cat_feature=1" in flat(out)  # LightGBM splits the category codes natively
+    code, out, err = run_cli(capsys, *FAST, "--backend", "lightgbm")  # the embedded data
+    assert code == 0, err
+    check_rows(table_rows(out), ["ce", "focal", "asl", "la", "ce+spw"])
+
+
+@needs_pandas
+def test_lightgbm_multiclass_and_multilabel(capsys, multiclass_csv, multilabel_csv):
+    pytest.importorskip("lightgbm")
+    if importlib.util.find_spec("gbloss.lightgbm") is None:
+        pytest.skip("gbloss.lightgbm is not written yet")
+    code, out, err = run_cli(capsys, *FAST, "--no-grid", "--csv", multiclass_csv, "--target",
+                             "species", "--backend", "lightgbm")
+    assert code == 0, err
+    check_rows(table_rows(out), ["ce", "focal", "la", "ce+balanced"])
+    code, out, err = run_cli(capsys, *FAST, "--no-grid", "--csv", multilabel_csv, "--target",
+                             "sports,news", "--backend", "lightgbm")  # one-vs-rest
+    assert code == 0, err
+    check_rows(table_rows(out), ["ce", "focal", "asl", "ce+spw"])
+
+
+@needs_mpl
+def test_figures_have_labels_and_legends():
+    from gbloss import plots
+
+    class Threshold:  # a stand-in model: class 1 right of x0 = 0
+        def predict(self, X):
+            return (X[:, 0] > 0).astype(int)
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(60, 2))
+    y = (X[:, 0] + 0.3 * rng.normal(size=60) > 0.8).astype(int)
+    fig = plots.decision_regions([("ce", Threshold(), 0.9, 0.8), ("focal", Threshold(), 0.9,
+                                                                   0.8)], X, y,
+                                 feature_names=["age", "income"])
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_xlabel() for ax in axes] == ["age", "age"]
+    assert axes[0].get_ylabel() == "income"
+    assert "balanced accuracy 0.800" in axes[1].get_title()
+    assert fig.legends
+    proba = np.column_stack([1 - X[:, 0] / 10, X[:, 0] / 10]).clip(0, 1)
+    fig = plots.pr_curves({"ce": proba, "ce+spw": proba}, y, "binary", labels=[0, 1])
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("recall", "precision")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0].startswith("ce (pooled AP")
+    assert labels[-1].startswith("no skill")
+    fig = plots.focal_curves(gammas=(0.0, 2.0))
+    loss_ax, grad_ax, ratio_ax = fig.axes
+    assert all("p_t" in ax.get_xlabel() for ax in fig.axes)
+    assert all(ax.get_ylabel() for ax in fig.axes)
+    x, ratio = ratio_ax.get_lines()[1].get_data()
+    assert ratio[x > 0.9].max() < 0.03  # gamma=2: easy rows (p_t > 0.9) pull 30x+ less
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == [
+        "cross-entropy (γ = 0)", "focal γ = 2"]
