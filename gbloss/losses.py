@@ -206,11 +206,16 @@ class Loss:
             if task == MULTICLASS:
                 offset, alpha, gamma = self._softmax_setup(raw.shape[1], y)
                 K.softmax_gradient_hessian(y, raw, weight, offset, alpha, gamma, mode, grad, hess)
+            elif task == BINARY:
+                s = self._sigmoid_setup(1, y)
+                K.binary_gradient_hessian(y, raw, weight, s.offset[0], s.a_pos[0], s.a_neg[0],
+                                          s.gamma_pos, s.gamma_neg, s.margin, s.detached, mode,
+                                          grad, hess)
             else:
-                s = self._sigmoid_setup(1 if task == BINARY else raw.shape[1], y)
-                K.sigmoid_gradient_hessian(_as_2d(y), _as_2d(raw), weight, s.offset, s.a_pos,
-                                           s.a_neg, s.gamma_pos, s.gamma_neg, s.margin,
-                                           s.detached, mode, _as_2d(grad), _as_2d(hess))
+                s = self._sigmoid_setup(raw.shape[1], y)
+                K.sigmoid_gradient_hessian(y, raw, weight, s.offset, s.a_pos, s.a_neg,
+                                           s.gamma_pos, s.gamma_neg, s.margin, s.detached, mode,
+                                           grad, hess)
         return grad, hess
 
     def init_score(self, y, sample_weight=None, n_classes=None):

@@ -182,12 +182,12 @@ import gbloss
 from gbloss import _kernels
 grad, hess = gbloss.FocalLoss(2.0, 0.25).gradient_hessian(
     np.array([0.0, 1.0, 1.0]), np.array([0.5, -3.0, 2.0]), check_input=False)  # one kernel only
-stats = _kernels.sigmoid_gradient_hessian.serial.stats  # 3 rows: one thread
+stats = _kernels.binary_gradient_hessian.serial.stats  # 3 rows: one thread
 print(json.dumps({
     "file": gbloss.__file__,
     "hits": sum(stats.cache_hits.values()),
     "misses": sum(stats.cache_misses.values()),
-    "cache": type(_kernels.sigmoid_gradient_hessian.serial._cache).__name__,
+    "cache": type(_kernels.binary_gradient_hessian.serial._cache).__name__,
     "grad": grad.tolist(), "hess": hess.tolist(),
 }))
 """
@@ -214,7 +214,7 @@ def test_second_process_loads_kernels_from_cache(tmp_path):
     first = _run_probe(env, tmp_path)
     assert first["misses"] == 1 and first["hits"] == 0
     files = sorted(p.relative_to(cache) for p in cache.rglob("*"))
-    assert any(p.suffix == ".nbc" and "sigmoid_gradient_hessian" in p.name for p in files)
+    assert any(p.suffix == ".nbc" and "binary_gradient_hessian" in p.name for p in files)
     second = _run_probe(env, tmp_path)
     assert second["hits"] == 1 and second["misses"] == 0
     assert sorted(p.relative_to(cache) for p in cache.rglob("*")) == files  # nothing recompiled
