@@ -71,7 +71,8 @@ def leaves_per_tree(booster):
     return sum(t["num_leaves"] for t in info) / len(info)
 
 
-def main():
+def run(argv=None):
+    """Run the benchmark, print its table and return its rows (for benchmarks/run_all.py)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--features", type=int, default=50)
@@ -79,7 +80,7 @@ def main():
     parser.add_argument("--leaves", type=int, default=63)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="LightGBM threads")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
           f"load average {os.getloadavg()[0]:.2f} at start")
@@ -150,7 +151,11 @@ def main():
               f"{median_cpu[name]:>9.2f}{median_cpu[name] / base_cpu:>16.2f}x"
               f"{leaves[name]:>13.1f}{min(times[name]):>8.2f}..{max(times[name]):.2f}")
     print(f"\nload average {os.getloadavg()[0]:.2f} at end; target: gbloss focal <= 1.05x")
+    title = (f"LightGBM training: {args.rows} x {args.features}, {args.leaves} leaves, "
+             f"{args.rounds} rounds, {args.threads} threads")
+    return [{"benchmark": title, "implementation": name, "seconds": median[name],
+             "vs_builtin": median[name] / base} for name in fits]
 
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -287,10 +287,12 @@ class Loss:
                 s.gamma_neg, s.margin)
         labels = np.array([[1.0], [0.0]])
 
-        def total(b):
-            out = np.empty(2)
-            K.sigmoid_loss(labels, np.full((2, 1), b), mass, *args, out)
-            return out.sum()
+        def total(b):  # at every point of the array b, in one kernel call
+            b = np.asarray(b, dtype=np.float64)
+            raw = np.repeat(b.reshape(-1, 1), 2, axis=0)
+            out = np.empty(raw.shape[0])
+            K.sigmoid_loss(np.tile(labels, (b.size, 1)), raw, np.tile(mass, b.size), *args, out)
+            return out.reshape(-1, 2).sum(axis=1)
 
         def slope(b):  # the loss's own derivative, also for the detached ASL gradient
             g, h = np.empty((2, 1)), np.empty((2, 1))
@@ -391,9 +393,11 @@ def _output_buffers(raw, out):
 
 
 def _minimise_1d(total, slope):
-    """Global minimum of a smooth 1-D function on [-30, 30]: grid, then a root of the slope."""
+    """Global minimum of a smooth 1-D function on [-30, 30]: grid, then a root of the slope.
+
+    ``total`` maps an array of points to the function's values there."""
     grid = np.linspace(-_START_BOUND, _START_BOUND, 241)
-    values = np.array([total(b) for b in grid])
+    values = total(grid)
     j = int(np.argmin(values))
     lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
     s_lo, s_hi = slope(lo), slope(hi)

@@ -499,9 +499,10 @@ def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None
     custom, maximize = _metric_and_direction(loss, metric, maximize)
     loop = _device_loop(train_params, X)
     if loop is None:
+        obj = Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
+        obj.expected_start = start  # spares recomputing it for the first-round check
         booster = xgboost.train(
-            train_params, dtrain, num_boost_round, evals=evals,
-            obj=Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads),
+            train_params, dtrain, num_boost_round, evals=evals, obj=obj,
             custom_metric=custom, maximize=maximize,
             early_stopping_rounds=early_stopping_rounds, **kwargs)
     else:
