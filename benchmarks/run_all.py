@@ -64,10 +64,10 @@ def main(argv=None):
     print("\n===== summary: time relative to the reference of each benchmark =====")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
     print(versions())
-    print(f"{'benchmark':<62}{'implementation':<42}{'ms':>10}{'ratio':>8}")
+    print(f"{'benchmark':<70}{'implementation':<42}{'ms':>10}{'ratio':>8}")
     for row in rows:
         key = "vs_builtin" if "vs_builtin" in row else "vs_gbloss"
-        print(f"{row['benchmark']:<62}{row['implementation']:<42}"
+        print(f"{row['benchmark']:<70}{row['implementation']:<42}"
               f"{row['seconds'] * 1e3:>10.1f}{row[key]:>7.2f}x")
     print("ratio: time / time of the built-in objective (training rows) or of gbloss (kernel "
           "rows); lower is faster")
