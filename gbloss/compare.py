@@ -48,14 +48,13 @@ Protocol
   both outcomes in a test fold. ``fit s`` times the final fit of each fold (not the grid).
 
 Input (``--csv``): numeric columns as they are (empty cells are missing values, which the
-engines route natively); every other column is categorical. Categorical columns are encoded
-as integer codes (missing stays missing): LightGBM splits them natively
-(``categorical_feature``), XGBoost sees ordered codes (its native categorical splits need a
-DataFrame, which the gbloss estimators do not take). One ``--target`` column gives a binary or
-multiclass target of any labels (binary: the positive class is the minority class unless
-``--pos-label`` says otherwise); several ``--target`` columns give a multi-label target, each
-column holding two values (0/1, False/True, or two labels of which the sorted second is 1).
-Rows with a missing target are dropped.
+engines route natively); every other column is categorical. Categorical columns are encoded as
+integer codes (missing stays missing), which both engines split natively: LightGBM through
+``categorical_feature``, XGBoost through ``feature_types`` ``"c"``. One ``--target`` column
+gives a binary or multiclass target of any labels (binary: the positive class is the minority
+class unless ``--pos-label`` says otherwise); several ``--target`` columns give a multi-label
+target, each column holding two values (0/1, False/True, or two labels of which the sorted
+second is 1). Rows with a missing target are dropped.
 """
 
 import argparse
@@ -363,7 +362,7 @@ def _shared_settings(backend, n_estimators, learning_rate, n_jobs, seed):
 class _Engine:
     """Builds the estimators of one comparison: backend, shared settings, categoricals."""
 
-    def __init__(self, backend, task, settings, engine_params, categorical):
+    def __init__(self, backend, task, settings, engine_params, categorical, n_features):
         from . import sklearn as gbs
 
         self.backend, self.task = backend, task
@@ -388,10 +387,14 @@ class _Engine:
             # LightGBM's alias: "categorical_feature" in params works too, but makes the
             # Dataset warn that it "will be ignored" (it is not)
             extra["cat_feature"] = list(categorical)
+        if backend == "xgboost" and categorical and self.settings.get("feature_types") is None:
+            self.settings["feature_types"] = ["c" if j in categorical else "q"
+                                              for j in range(n_features)]
         self.engine_params = extra or None
 
     def describe(self):
-        shown = {k: v for k, v in self.settings.items() if v is not None}
+        shown = {k: v for k, v in self.settings.items()
+                 if v is not None and k != "feature_types"}
         shown.update(self.engine_params or {})
         return ", ".join(f"{k}={_fmt_value(v)}" for k, v in shown.items())
 
@@ -589,7 +592,7 @@ def compare(data, *, losses=None, backend=None, folds=5, seed=0,
     specs.append(Spec(base_name, [{}], baseline=True))
     engine = _Engine(backend, task, _shared_settings(backend, n_estimators, learning_rate,
                                                      n_jobs, seed), engine_params,
-                     data.categorical)
+                     data.categorical, data.X.shape[1])
     splits = _splits(data, folds, seed)
     _warm_up(engine, specs, data)
     per_fold = sum(len(s.candidates) + (len(s.candidates) > 1) for s in specs)
@@ -697,7 +700,7 @@ def _footer(data, task, folds, seed, backend, engine, specs, select, grid):
     cats = ""
     if data.categorical:
         how = "split natively by LightGBM" if backend == "lightgbm" else \
-            "as ordered integer codes for XGBoost"
+            "split natively by XGBoost, feature_types 'c'"
         cats = f" ({len(data.categorical)} categorical, {how})"
     lines = [
         f"data: {data.name}, {n} rows, {p} features{cats}; {target}",

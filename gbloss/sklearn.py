@@ -424,7 +424,9 @@ class _XGBClassifier(_GBLossClassifier):
                  max_depth=None, max_leaves=None, min_child_weight=None, max_delta_step=None,
                  min_split_loss=None, subsample=None, colsample_bytree=None, reg_alpha=None,
                  reg_lambda=None, tree_method=None, max_bin=None, multi_strategy=None,
-                 n_jobs=None, random_state=None, device=None, engine_params=None):
+                 n_jobs=None, random_state=None, device=None, feature_types=None,
+                 engine_params=None):
+        self.feature_types = feature_types
         self.calibrate = calibrate
         self.class_weight = class_weight
         self.beta = beta
@@ -468,8 +470,11 @@ class _XGBClassifier(_GBLossClassifier):
         from . import xgboost as gbx
 
         params = self._xgb_params(loss, task)
-        dtrain = xgboost.DMatrix(X, label=y, weight=weight, nthread=self.n_jobs)
-        watch = [(xgboost.DMatrix(X_val, label=y_val, weight=w_val, nthread=self.n_jobs),
+        types = self._feature_types(X.shape[1])
+        categorical = {"feature_types": types, "enable_categorical": "c" in types} if types else {}
+        dtrain = xgboost.DMatrix(X, label=y, weight=weight, nthread=self.n_jobs, **categorical)
+        watch = [(xgboost.DMatrix(X_val, label=y_val, weight=w_val, nthread=self.n_jobs,
+                                  **categorical),
                   f"validation_{i}")
                  for i, (X_val, y_val, w_val) in enumerate(evals)]
         result = {}
@@ -479,6 +484,18 @@ class _XGBClassifier(_GBLossClassifier):
                             evals_result=result, verbose_eval=verbose, X=X)
         best = booster.attr("best_iteration")
         return booster, result, None if best is None else int(best)
+
+    def _feature_types(self, n_features):
+        types = self.feature_types
+        if types is None:
+            return None
+        types = list(types)
+        if len(types) != n_features or not all(t in ("q", "c", "int", "float", "i")
+                                               for t in types):
+            raise ValueError(f"feature_types must be None or one XGBoost feature type per "
+                             f"column ('q' numeric, 'c' categorical), {n_features} in all; got "
+                             f"{self.feature_types!r}")
+        return types
 
     def _raw(self, X):
         from . import xgboost as gbx
@@ -521,6 +538,10 @@ class FocalXGBClassifier(_XGBClassifier):
         ``multi_strategy`` None is ``"multi_output_tree"`` for multi-label targets.
         ``n_jobs`` is the engine's thread count; gbloss's gradient kernel runs serially on
         the engine's calling thread (see :class:`gbloss.xgboost.Objective`).
+    feature_types : None or list of str
+        One XGBoost feature type per column, ``"q"`` numeric or ``"c"`` categorical (integer
+        category codes; NaN missing), as in ``xgboost.XGBClassifier``: categorical columns get
+        XGBoost's native partition splits.
     engine_params : dict, optional
         Any other XGBoost parameter (``{"grow_policy": "lossguide"}``).
 
@@ -543,7 +564,7 @@ class FocalXGBClassifier(_XGBClassifier):
                  min_child_weight=None, max_delta_step=None, min_split_loss=None, subsample=None,
                  colsample_bytree=None, reg_alpha=None, reg_lambda=None, tree_method=None,
                  max_bin=None, multi_strategy=None, n_jobs=None, random_state=None, device=None,
-                 engine_params=None):
+                 feature_types=None, engine_params=None):
         self.gamma = gamma
         self.alpha = alpha
         self.hessian = hessian
@@ -555,7 +576,7 @@ class FocalXGBClassifier(_XGBClassifier):
             min_split_loss=min_split_loss, subsample=subsample, colsample_bytree=colsample_bytree,
             reg_alpha=reg_alpha, reg_lambda=reg_lambda, tree_method=tree_method, max_bin=max_bin,
             multi_strategy=multi_strategy, n_jobs=n_jobs, random_state=random_state,
-            device=device, engine_params=engine_params)
+            device=device, feature_types=feature_types, engine_params=engine_params)
 
     def _make_loss(self):
         return FocalLoss(self.gamma, self.alpha, hessian=self.hessian)
@@ -581,7 +602,7 @@ class GBLossXGBClassifier(_LossParameterMixin, _XGBClassifier):
                  max_delta_step=None, min_split_loss=None, subsample=None, colsample_bytree=None,
                  reg_alpha=None, reg_lambda=None, tree_method=None, max_bin=None,
                  multi_strategy=None, n_jobs=None, random_state=None, device=None,
-                 engine_params=None):
+                 feature_types=None, engine_params=None):
         self.loss = loss
         super().__init__(
             calibrate=calibrate, class_weight=class_weight, beta=beta, eval_metric=eval_metric,
@@ -591,7 +612,7 @@ class GBLossXGBClassifier(_LossParameterMixin, _XGBClassifier):
             min_split_loss=min_split_loss, subsample=subsample, colsample_bytree=colsample_bytree,
             reg_alpha=reg_alpha, reg_lambda=reg_lambda, tree_method=tree_method, max_bin=max_bin,
             multi_strategy=multi_strategy, n_jobs=n_jobs, random_state=random_state,
-            device=device, engine_params=engine_params)
+            device=device, feature_types=feature_types, engine_params=engine_params)
 
 
 # -- LightGBM ------------------------------------------------------------------------------------

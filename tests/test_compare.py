@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+import gbloss
 from gbloss import compare as C
 from gbloss.__main__ import main as gbloss_main
 
@@ -204,8 +205,19 @@ def test_csv_numeric_categorical_missing_string_target(capsys, mixed_csv):
     code, out, err = run_cli(capsys, *FAST, "--csv", mixed_csv, "--target", "label")
     assert code == 0, err
     check_rows(table_rows(out), ["ce", "focal", "asl", "la", "ce+spw"])
-    assert "3 features (1 categorical, as ordered integer codes for XGBoost)" in flat(out)
+    assert "3 features (1 categorical, split natively by XGBoost, feature_types 'c')" \
+        in flat(out)
     assert "positive class 'yes'" in flat(out)  # the minority label
+
+
+def test_xgboost_estimators_get_categorical_feature_types():
+    engine = C._Engine("xgboost", "binary", {"n_estimators": 3}, None, [1], 3)
+    est = engine.make(gbloss.CrossEntropyLoss())
+    assert est.feature_types == ["q", "c", "q"]
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=400), rng.integers(0, 4, 400), rng.normal(size=400)])
+    est.fit(X, (X[:, 1] == 2).astype(int))
+    assert "f1:{" in est.booster_.get_dump()[0]  # a partition split on the categorical column
 
 
 @needs_pandas
