@@ -85,6 +85,7 @@ import lightgbm
 import numpy as np
 
 from . import _metrics
+from ._adapters import check_prepared, frequencies, same_loss
 from .losses import BINARY, MULTICLASS, MULTILABEL, loss_from_dict
 
 #: LightGBM parameter that carries the loss record in the saved model (see the module notes).
@@ -118,14 +119,6 @@ def _get(params, key, default=None):
 
 
 # -- targets ---------------------------------------------------------------------------------
-
-
-def _check_prepared(loss):
-    """Refuse a loss whose training statistics are still open (LogitAdjustedLoss(priors=None))."""
-    if getattr(loss, "priors", False) is None:
-        raise ValueError(f"{loss!r} has no class priors yet: fix them from the training labels "
-                         "first, loss = loss.prepare(y_train) (gbloss.lightgbm.train and "
-                         "dask_train do this for you)")
 
 
 def _target(loss, y, num_class):
@@ -241,7 +234,7 @@ class Objective:
     """
 
     def __init__(self, loss, *, hessian_scale=1.0, n_threads=None):
-        _check_prepared(loss)
+        check_prepared(loss, "lightgbm")
         scale = float(hessian_scale)
         if not np.isfinite(scale) or scale <= 0:
             raise ValueError(f"hessian_scale must be a finite number > 0, got {hessian_scale!r}")
@@ -367,7 +360,7 @@ class Metric:
     """
 
     def __init__(self, loss, names="loss"):
-        _check_prepared(loss)
+        check_prepared(loss, "lightgbm")
         names = [names] if isinstance(names, str) else list(names)
         unknown = [n for n in names if n not in METRIC_NAMES]
         if not names or unknown:
@@ -630,20 +623,6 @@ def train(params, dtrain, num_boost_round=100, *, loss, metric="loss", valid_set
 # -- prediction ------------------------------------------------------------------------------
 
 
-def _same_loss(a, b):
-    da, db = a.to_dict(), b.to_dict()
-    if da["name"] != db["name"] or da["params"].keys() != db["params"].keys():
-        return False
-    for key, va in da["params"].items():
-        vb = db["params"][key]
-        if va is None or vb is None or isinstance(va, str) or isinstance(vb, str):
-            if va != vb:
-                return False
-        elif np.shape(va) != np.shape(vb) or not np.allclose(va, vb, rtol=1e-12, atol=0):
-            return False
-    return True
-
-
 def predict_raw(booster, data, *, num_iteration=None):
     """Raw scores of a booster trained with a gbloss objective, start included.
 
@@ -683,7 +662,7 @@ def predict_proba(booster, data, *, loss=None, num_iteration=None):
     rec = record(booster)
     if rec is not None:
         stored = loss_from_dict(rec["loss"])
-        if loss is not None and not _same_loss(loss, stored):
+        if loss is not None and not same_loss(loss, stored):
             raise ValueError(f"loss={loss!r} differs from the loss the booster was trained with, "
                              f"{stored!r}: drop loss=")
         loss, task = stored, rec["task"]
@@ -691,7 +670,7 @@ def predict_proba(booster, data, *, loss=None, num_iteration=None):
         raise ValueError("the booster carries no gbloss loss (trained with plain lightgbm.train "
                          "without gbloss.lightgbm.params): pass loss=")
     else:
-        _check_prepared(loss)
+        check_prepared(loss, "lightgbm")
         task = BINARY if raw.ndim == 1 else MULTICLASS
     if task == MULTILABEL:  # pragma: no cover - never written by this module
         raise ValueError("multi-label records are not supported")
@@ -784,21 +763,13 @@ def _global_target(client, loss, y, sample_weight, num_class):
     if k:
         task, _, _ = _target(loss, np.arange(k, dtype=np.float64), k)
         if getattr(loss, "priors", False) is None:
-            loss = loss.with_priors(_frequencies(counts))
+            loss = loss.with_priors(frequencies(counts))
         return loss, task, _start(loss, task, np.arange(k, dtype=np.float64), masses, k), k
     task, _, _ = _target(loss, np.array([0.0, 1.0]), 0)
     if getattr(loss, "priors", False) is None:
-        loss = loss.with_priors(_frequencies(counts[:2]))
+        loss = loss.with_priors(frequencies(counts[:2]))
     # two rows, label 1 and 0, carrying the weighted class masses
     return loss, task, _start(loss, task, np.array([1.0, 0.0]), masses[[1, 0]], 1), 1
-
-
-def _frequencies(counts):
-    counts = np.asarray(counts, dtype=np.float64)
-    if np.any(counts <= 0):
-        raise ValueError("every class needs at least one training label to estimate the "
-                         f"logit-adjustment priors; global class counts are {counts.tolist()}")
-    return counts / counts.sum()
 
 
 def _constant_like(y, task, start):

@@ -50,6 +50,7 @@ import numpy as np
 import xgboost
 
 from . import _metrics
+from ._adapters import check_prepared, frequencies, same_loss
 from .losses import BINARY, MULTICLASS, MULTILABEL, loss_from_dict
 
 #: Booster attributes written by :func:`train` and :func:`dask_train`.
@@ -73,15 +74,6 @@ _ALTERNATIVES = {
 
 
 # -- targets ---------------------------------------------------------------------------------
-
-
-def _check_prepared(loss):
-    """Refuse a loss whose training statistics are still open (LogitAdjustedLoss(priors=None)):
-    each caller would otherwise estimate them from whatever labels it sees."""
-    if getattr(loss, "priors", False) is None:
-        raise ValueError(f"{loss!r} has no class priors yet: fix them from the training labels "
-                         "first, loss = loss.prepare(y_train) (gbloss.xgboost.train and "
-                         "dask_train do this for you)")
 
 
 def _target(loss, y, n_rows, num_class):
@@ -178,7 +170,7 @@ class Objective:
     """
 
     def __init__(self, loss, *, hessian_scale=1.0, n_threads=1):
-        _check_prepared(loss)
+        check_prepared(loss, "xgboost")
         scale = float(hessian_scale)
         if not np.isfinite(scale) or scale <= 0:
             raise ValueError(f"hessian_scale must be a finite number > 0, got {hessian_scale!r}")
@@ -295,7 +287,7 @@ class Metric:
     """
 
     def __init__(self, loss, names="loss"):
-        _check_prepared(loss)
+        check_prepared(loss, "xgboost")
         names = [names] if isinstance(names, str) else list(names)
         unknown = [n for n in names if n not in METRIC_NAMES]
         if not names or unknown:
@@ -435,7 +427,7 @@ def params(loss, dtrain, params=None):
     multi-label) and ``disable_default_eval_metric=1``. Checks the target against the loss and
     ``num_class``/``multi_strategy``, and refuses ``objective`` and ``base_score`` entries.
     """
-    _check_prepared(loss)
+    check_prepared(loss, "xgboost")
     return _make_params(loss, dtrain, params)
 
 
@@ -545,32 +537,18 @@ def _device_loop(params, X):
 # -- prediction ------------------------------------------------------------------------------
 
 
-def _same_loss(a, b):
-    da, db = a.to_dict(), b.to_dict()
-    if da["name"] != db["name"] or da["params"].keys() != db["params"].keys():
-        return False
-    for key, va in da["params"].items():
-        vb = db["params"][key]
-        if va is None or vb is None or isinstance(va, str) or isinstance(vb, str):
-            if va != vb:
-                return False
-        elif np.shape(va) != np.shape(vb) or not np.allclose(va, vb, rtol=1e-12, atol=0):
-            return False
-    return True
-
-
 def _loss_and_task(booster, loss, raw):
     spec = booster.attr(ATTR_LOSS)
     if spec is not None:
         stored = loss_from_dict(json.loads(spec))
-        if loss is not None and not _same_loss(loss, stored):
+        if loss is not None and not same_loss(loss, stored):
             raise ValueError(f"loss={loss!r} differs from the loss the booster was trained with, "
                              f"{stored!r}: drop loss=")
         return stored, booster.attr(ATTR_TASK)
     if loss is None:
         raise ValueError("the booster carries no gbloss loss (trained with plain xgboost.train, "
                          "not gbloss.xgboost.train): pass loss=")
-    _check_prepared(loss)
+    check_prepared(loss, "xgboost")
     if raw.ndim == 1:
         return loss, BINARY
     config = json.loads(booster.save_config())["learner"]["learner_model_param"]
@@ -650,7 +628,7 @@ def _global_target(client, dtrain, loss, num_class):
         task, _, _ = _target(loss, np.zeros(n), n, k)
         counts = sum(s["counts"] for s in stats)
         if getattr(loss, "priors", False) is None:
-            loss = loss.with_priors(_frequencies(counts))
+            loss = loss.with_priors(frequencies(counts))
         # the softmax start depends on the weighted class masses only
         return loss, task, _start(loss, task, np.arange(k, dtype=np.float64), masses, k)
     ndim = max(s["ndim"] for s in stats)
@@ -660,18 +638,10 @@ def _global_target(client, dtrain, loss, num_class):
     task, _, _ = _target(loss, np.zeros(n * n_out), n, 0)
     sum_y, total_w = sum(s["sum_y"] for s in stats), sum(s["total_w"] for s in stats)
     if getattr(loss, "priors", False) is None:
-        loss = loss.with_priors(_frequencies(np.array([n - sum_y[0], sum_y[0]])))
+        loss = loss.with_priors(frequencies(np.array([n - sum_y[0], sum_y[0]])))
     # one row with the weighted mean soft label carries every output's masses (A_k, W - A_k)
     y_mean = (masses / total_w)[None, :] if task == MULTILABEL else masses / total_w
     return loss, task, _start(loss, task, y_mean, np.array([total_w]), n_out)
-
-
-def _frequencies(counts):
-    counts = np.asarray(counts, dtype=np.float64)
-    if np.any(counts <= 0):
-        raise ValueError("every class needs at least one training label to estimate the "
-                         f"logit-adjustment priors; global class counts are {counts.tolist()}")
-    return counts / counts.sum()
 
 
 def dask_train(client, params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None,

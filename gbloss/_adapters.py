@@ -1,0 +1,37 @@
+"""Helpers that the XGBoost and LightGBM adapters share (engine-independent)."""
+
+import numpy as np
+
+
+def check_prepared(loss, module):
+    """Refuse a loss whose training statistics are still open (LogitAdjustedLoss(priors=None)):
+    each caller would otherwise estimate them from whatever labels it sees."""
+    if getattr(loss, "priors", False) is None:
+        raise ValueError(f"{loss!r} has no class priors yet: fix them from the training labels "
+                         f"first, loss = loss.prepare(y_train) (gbloss.{module}.train and "
+                         "dask_train do this for you)")
+
+
+def same_loss(a, b):
+    """Whether two losses are the same loss with the same parameters, arrays (priors from a
+    JSON record) compared to 1e-12."""
+    da, db = a.to_dict(), b.to_dict()
+    if da["name"] != db["name"] or da["params"].keys() != db["params"].keys():
+        return False
+    for key, va in da["params"].items():
+        vb = db["params"][key]
+        if va is None or vb is None or isinstance(va, str) or isinstance(vb, str):
+            if va != vb:
+                return False
+        elif np.shape(va) != np.shape(vb) or not np.allclose(va, vb, rtol=1e-12, atol=0):
+            return False
+    return True
+
+
+def frequencies(counts):
+    """Class priors from class counts gathered over all workers' partitions."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if np.any(counts <= 0):
+        raise ValueError("every class needs at least one training label to estimate the "
+                         f"logit-adjustment priors; global class counts are {counts.tolist()}")
+    return counts / counts.sum()
