@@ -1,5 +1,7 @@
 """Helpers that the XGBoost and LightGBM adapters share (engine-independent)."""
 
+import weakref
+
 import numpy as np
 
 
@@ -35,3 +37,21 @@ def frequencies(counts):
         raise ValueError("every class needs at least one training label to estimate the "
                          f"logit-adjustment priors; global class counts are {counts.tolist()}")
     return counts / counts.sum()
+
+
+class PerDatasetCache:
+    """Mixin for objectives and metrics that cache labels and buffers per engine dataset:
+    pickling (Dask) and deep copies (``lightgbm.train`` copies its params) leave the caches
+    out and start new ones. Subclasses call :meth:`_new_caches` in ``__init__``."""
+
+    def _new_caches(self):
+        self._cache = weakref.WeakKeyDictionary()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_cache"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._new_caches()

@@ -85,7 +85,7 @@ import lightgbm
 import numpy as np
 
 from . import _metrics
-from ._adapters import check_prepared, frequencies, same_loss
+from ._adapters import PerDatasetCache, check_prepared, frequencies, same_loss
 from .losses import BINARY, MULTICLASS, MULTILABEL, loss_from_dict
 
 #: LightGBM parameter that carries the loss record in the saved model (see the module notes).
@@ -205,7 +205,7 @@ def _weights(dataset):
 # -- objective -------------------------------------------------------------------------------
 
 
-class Objective:
+class Objective(PerDatasetCache):
     """A gbloss loss as a LightGBM objective: ``params["objective"] = Objective(loss)``.
 
     Called as ``obj(preds, train_set)`` by ``lightgbm.train`` and as
@@ -244,18 +244,16 @@ class Objective:
         #: The start training should begin from; None: the loss's start on the labels seen
         #: (dask_train sets the global start, since a worker sees only its shard).
         self.expected_start = None
-        self._cache = weakref.WeakKeyDictionary()
+        self._new_caches()
+
+    def _new_caches(self):
+        super()._new_caches()
         self._last = None  # (weakref to the label array, entry) for the estimator convention
 
     def __getstate__(self):
-        state = self.__dict__.copy()
-        del state["_cache"], state["_last"]
+        state = super().__getstate__()
+        del state["_last"]
         return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._cache = weakref.WeakKeyDictionary()
-        self._last = None
 
     def __repr__(self):
         return f"Objective({self.loss!r}, hessian_scale={self.hessian_scale!r})"
@@ -336,7 +334,7 @@ def objective(loss, *, hessian_scale=1.0, n_threads=None):
 # -- metrics ---------------------------------------------------------------------------------
 
 
-class Metric:
+class Metric(PerDatasetCache):
     """gbloss metrics as a LightGBM ``feval`` (or estimator ``eval_metric``), on probabilities.
 
     ``metric(preds, eval_set)`` (``lightgbm.train``) or ``metric(y_true, y_pred, weight)``
@@ -368,16 +366,7 @@ class Metric:
                              f"{list(METRIC_NAMES)}")
         self.loss = loss
         self.names = names
-        self._cache = weakref.WeakKeyDictionary()
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        del state["_cache"]
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._cache = weakref.WeakKeyDictionary()
+        self._new_caches()
 
     def __repr__(self):
         return f"Metric({self.loss!r}, names={self.names!r})"

@@ -44,13 +44,12 @@ Design decisions
 
 import json
 import warnings
-import weakref
 
 import numpy as np
 import xgboost
 
 from . import _metrics
-from ._adapters import check_prepared, frequencies, same_loss
+from ._adapters import PerDatasetCache, check_prepared, frequencies, same_loss
 from .losses import BINARY, MULTICLASS, MULTILABEL, loss_from_dict
 
 #: Booster attributes written by :func:`train` and :func:`dask_train`.
@@ -141,7 +140,7 @@ def _weights(dmatrix):
 # -- objective -------------------------------------------------------------------------------
 
 
-class Objective:
+class Objective(PerDatasetCache):
     """A gbloss loss as an XGBoost objective: ``xgb.train(..., obj=Objective(loss))``.
 
     ``obj(predt, dtrain) -> (grad, hess)`` with ``predt``'s shape ((n,) binary, (n, K)
@@ -180,16 +179,7 @@ class Objective:
         #: The start training should begin from; None: the loss's start on each DMatrix's labels
         #: (dask_train sets the global start, since a worker sees only its shard).
         self.expected_start = None
-        self._cache = weakref.WeakKeyDictionary()
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        del state["_cache"]
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._cache = weakref.WeakKeyDictionary()
+        self._new_caches()
 
     def __repr__(self):
         return f"Objective({self.loss!r}, hessian_scale={self.hessian_scale!r})"
@@ -261,7 +251,7 @@ def objective(loss, *, hessian_scale=1.0, n_threads=1):
 # -- metrics ---------------------------------------------------------------------------------
 
 
-class Metric:
+class Metric(PerDatasetCache):
     """gbloss metrics as an XGBoost ``custom_metric``, computed on probabilities.
 
     ``metric(predt, dmatrix)`` receives margins (XGBoost passes margins when ``obj`` is set;
@@ -296,15 +286,12 @@ class Metric:
         self.loss = loss
         self.names = names
         self.__name__ = "_".join(METRIC_NAMES[n] for n in names)
-        self._cache = weakref.WeakKeyDictionary()
+        self._new_caches()
 
     @property
     def maximize(self):
         """Whether early stopping must maximise the last metric (the one it follows)."""
         return METRIC_NAMES[self.names[-1]].startswith("auc")
-
-    __getstate__ = Objective.__getstate__
-    __setstate__ = Objective.__setstate__
 
     def __repr__(self):
         return f"Metric({self.loss!r}, names={self.names!r})"
