@@ -6,9 +6,10 @@
   decoration time; we then compile without caching rather than failing ``import gbloss``.
 * ``error_model="numpy"``: division by zero gives inf/nan like NumPy instead of raising, and
   spares the zero checks in the hot loops (the kernels never divide by zero by construction).
-* Scalar functions are not inlined at Numba IR level: ``inline="always"`` made the binary focal
-  loop about 9% faster but its first compilation 1.4x to 4.6x slower (measured on the 2-core
-  machine), and compilation is what a user's first run pays.
+* Only the small functions of the binary loop are inlined at Numba IR level
+  (:func:`inlined_scalar`), which its vectorisation needs; inlining every scalar function made
+  first compilations 1.4x to 4.6x slower (measured on the 2-core machine), and compilation is
+  what a user's first run pays.
 * No ``fastmath``: the stable formulas rely on IEEE semantics (inf, exact zeros, no reassociation).
 * Parallel loops and scalar functions are separate dispatchers (numba #6845: a parallel and a
   serial jit of one Python function share a cache entry).
@@ -40,6 +41,12 @@ def scalar(fn):
     the very same function as a CUDA device function.
     """
     return _jit(fn)
+
+
+def inlined_scalar(fn):
+    """:func:`scalar`, inlined into its callers at Numba IR level: for the small functions in
+    the binary loop, which LLVM vectorises only when it has no calls."""
+    return _jit(fn, inline="always")
 
 
 class Kernel:

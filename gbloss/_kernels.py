@@ -27,7 +27,7 @@ the optimum and > 0 everywhere; ``HESS_GN`` the Gauss-Newton part alone.
 import numpy as np
 from numba import prange
 
-from ._jit import kernel, scalar
+from ._jit import inlined_scalar, kernel, scalar
 
 HESS_EXACT = 0
 HESS_PSD = 1
@@ -71,32 +71,134 @@ def power_of(x, log_x, gamma):
     return np.exp(gamma * log_x)
 
 
-@scalar
-def focal_core(t, gamma, detached):
-    """Focal core at correct-class margin ``t``: ``(f, f', f''_exact, f''_GN)``.
+# The same primitives as straight-line arithmetic (selects, no calls) for the binary loop, which
+# LLVM then vectorises (AVX2: about 3x faster); it cannot vectorise around libm calls. They
+# agree with libm to 2.2 ulp (1e6 random arguments), but cost more than libm where a loop is
+# not vectorised, so the other loops keep sigmoid_parts and power_of.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: n * _LN2_HI is exact, n < 2^11
+_LN2_LO = 1.90821492927058770002e-10
+_ROUND = 6755399441055744.0  # 1.5 * 2^52: (x + _ROUND) - _ROUND rounds x to an integer
+_SQRT2 = 1.4142135623730951
+
+
+@inlined_scalar
+def exp_neg(x):
+    """``exp(-x)`` for ``x >= 0`` (0 beyond 746, gradual underflow from 708 on).
+
+    Cody-Waite: ``-x = -n ln2 + r`` with ``|r| <= ln2/2``, ``exp(r)`` by its degree-12 Taylor
+    polynomial (truncation below 1e-17), ``2^-n`` as a product of the powers ``2^-(2^k)`` of
+    n's binary digits. Beyond 708 the result is subnormal: it is computed as
+    ``exp(-(x - 100 ln2)) 2^-100``.
+    """
+    x = min(x, 746.0)
+    deep = x > 708.0
+    x = x - 69.31471805599453 if deep else x  # 100 ln 2
+    n = (x * _LOG2E + _ROUND) - _ROUND  # 0 <= n <= 1022
+    r = (n * _LN2_HI - x) + n * _LN2_LO
+    p = 1.0 / 479001600  # Horner: sum of r^k / k!, k = 0..12
+    p = p * r + 1.0 / 39916800
+    p = p * r + 1.0 / 3628800
+    p = p * r + 1.0 / 362880
+    p = p * r + 1.0 / 40320
+    p = p * r + 1.0 / 5040
+    p = p * r + 1.0 / 720
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 1.0 / 2
+    p = p * r + 1.0
+    p = p * r + 1.0
+    m = np.int32(n)
+    p *= 0.5 if m & 1 else 1.0
+    p *= 0.25 if m & 2 else 1.0
+    p *= 0.0625 if m & 4 else 1.0
+    p *= 0.00390625 if m & 8 else 1.0
+    p *= 1.52587890625e-05 if m & 16 else 1.0
+    p *= 2.3283064365386963e-10 if m & 32 else 1.0
+    p *= 5.421010862427522e-20 if m & 64 else 1.0
+    p *= 2.938735877055719e-39 if m & 128 else 1.0
+    p *= 8.636168555094445e-78 if m & 256 else 1.0
+    p *= 7.458340731200207e-155 if m & 512 else 1.0
+    return p * 7.888609052210118e-31 if deep else p  # 2^-100
+
+
+@inlined_scalar
+def log1p_unit(e):
+    """``log(1 + e)`` for ``e`` in [0, 1].
+
+    ``u = 1 + e`` rounded, ``log1p(e) = log(u) + (e - (u - 1)) / u`` (the rounding of u,
+    corrected to first order), ``log(u) = k ln2 + 2 atanh(s)`` with ``v = u / 2^k`` in
+    [1/sqrt2, sqrt2], ``s = (v - 1)/(v + 1)``, ``s^2 <= 0.0295``: 12 terms of the atanh series.
+    """
+    u = 1.0 + e
+    correction = (e - (u - 1.0)) / u
+    big = u > _SQRT2
+    v = u * 0.5 if big else u
+    k = 1.0 if big else 0.0
+    s = (v - 1.0) / (v + 1.0)
+    z = s * s
+    series = 1.0 / 23  # Horner: sum of z^j / (2j + 1), j = 0..11
+    series = series * z + 1.0 / 21
+    series = series * z + 1.0 / 19
+    series = series * z + 1.0 / 17
+    series = series * z + 1.0 / 15
+    series = series * z + 1.0 / 13
+    series = series * z + 1.0 / 11
+    series = series * z + 1.0 / 9
+    series = series * z + 1.0 / 7
+    series = series * z + 1.0 / 5
+    series = series * z + 1.0 / 3
+    series = series * z + 1.0
+    return k * _LN2_HI + (2.0 * s * series + (k * _LN2_LO + correction))
+
+
+@inlined_scalar
+def sigmoid_parts_vectorisable(t):
+    """:func:`sigmoid_parts` through :func:`exp_neg` and :func:`log1p_unit`, with selects."""
+    e = exp_neg(abs(t))
+    soft = log1p_unit(e)
+    d = 1.0 / (1.0 + e)
+    ed = e * d
+    positive = t >= 0.0
+    return (d if positive else ed), (ed if positive else d), min(t, 0.0) - soft, \
+        -max(t, 0.0) - soft
+
+
+@inlined_scalar
+def power_of_vectorisable(x, log_x, gamma):
+    """:func:`power_of` with selects (the general power is computed in any case)."""
+    general = exp_neg(-gamma * log_x)
+    return 1.0 if gamma == 0.0 else (x if gamma == 1.0 else (x * x if gamma == 2.0 else general))
+
+
+@inlined_scalar
+def focal_from_parts(p, q, lp, qg, gamma, detached):
+    """The focal formulas from ``p, q, log p`` and ``qg = q^gamma``: ``(f, f', f'', f''_GN)``.
 
     ``detached`` gives the derivatives of the official ASL code's detached focusing weight
     (section 4.3): ``f' = -q^(g+1)`` and the 'total' curvature ``(g+1) p q^(g+1)`` (> 0).
+    Selects, not branches, so that the binary loop vectorises.
     """
-    p, q, lp, lq = sigmoid_parts(t)
-    qg = power_of(q, lq, gamma)  # q^g
     f = -qg * lp
-    if detached:
-        h = (gamma + 1.0) * p * q * qg
-        return f, -qg * q, h, h
-    f1 = qg * (gamma * p * lp - q)
-    f2 = p * qg * ((2.0 * gamma + 1.0) * q + gamma * (q - gamma * p) * lp)
-    return f, f1, f2, (2.0 * gamma + 1.0) * p * q * qg
+    h_detached = (gamma + 1.0) * p * q * qg
+    f1 = -qg * q if detached else qg * (gamma * p * lp - q)
+    f2 = h_detached if detached else \
+        p * qg * ((2.0 * gamma + 1.0) * q + gamma * (q - gamma * p) * lp)
+    return f, f1, f2, h_detached if detached else (2.0 * gamma + 1.0) * p * q * qg
 
 
 @scalar
+def focal_core(t, gamma, detached):
+    """Focal core at correct-class margin ``t``: ``(f, f', f''_exact, f''_GN)``."""
+    p, q, lp, lq = sigmoid_parts(t)
+    return focal_from_parts(p, q, lp, power_of(q, lq, gamma), gamma, detached)
+
+
+@inlined_scalar
 def apply_policy(h_exact, h_gn, mode):
     """Turn an exact Hessian and its Gauss-Newton part into the one the policy asks for."""
-    if mode == HESS_EXACT:
-        return h_exact
-    if mode == HESS_GN:
-        return h_gn
-    return max(h_exact, h_gn)
+    return h_exact if mode == HESS_EXACT else (h_gn if mode == HESS_GN else max(h_exact, h_gn))
 
 
 @scalar
@@ -210,30 +312,39 @@ def sigmoid_gradient_hessian(y, raw, weight, offset, a_pos, a_neg, gamma_pos, ga
 @kernel
 def binary_gradient_hessian(y, raw, weight, offset, a_pos, a_neg, gamma_pos, gamma_neg, margin,
                             detached, mode, grad, hess):
-    """:func:`sigmoid_gradient_hessian` for one output (binary targets, ``raw`` 1-D), with the
-    same numbers. Hard labels of the losses without a probability margin take one focal core at
-    the signed margin ``s z`` (``s = 2y - 1``) instead of the mixture: about 15% faster."""
+    """:func:`sigmoid_gradient_hessian` for one output (binary targets, ``raw`` 1-D).
+
+    Losses without a probability margin first take every row as a hard label: the focal
+    formulas at the signed margin ``s z`` (``s = 2y - 1``), the mixture's value for y in
+    {0, 1}, in a loop without branches or calls that LLVM vectorises. Labels outside {0, 1}
+    (soft labels) make it redo all rows with the mixture.
+    """
+    n = raw.shape[0]
     weighted = weight.shape[0] > 0
-    hard_path = margin == 0.0 and not detached
-    for i in prange(raw.shape[0]):
-        w = weight[i] if weighted else 1.0
-        z = np.float64(raw[i]) + offset
-        label = y[i]
-        if hard_path and (label == 0.0 or label == 1.0):
-            positive = label > 0.0
+    if margin == 0.0 and not detached:
+        soft_rows = 0  # an integer count: a float sum would keep LLVM from vectorising
+        for i in prange(n):
+            label = y[i]
+            soft_rows += 0 if label * (1.0 - label) == 0.0 else 1  # NaN counts as soft
+            positive = label > 0.5
             s = 1.0 if positive else -1.0
             a = a_pos if positive else a_neg
-            _, f1, f2, f2_gn = focal_core(s * z, gamma_pos if positive else gamma_neg, False)
+            gamma = gamma_pos if positive else gamma_neg
+            w = weight[i] if weighted else 1.0
+            p, q, lp, lq = sigmoid_parts_vectorisable(s * (np.float64(raw[i]) + offset))
+            _, f1, f2, f2_gn = focal_from_parts(p, q, lp, power_of_vectorisable(q, lq, gamma),
+                                                gamma, False)
             h = a * apply_policy(f2, f2_gn, mode)
-            if mode == HESS_PSD:
-                h += HESS_FLOOR * a
             grad[i] = w * (a * s * f1)
-            hess[i] = w * h
-        else:
-            _, g, h = sigmoid_element(label, z, a_pos, a_neg, gamma_pos, gamma_neg, margin,
-                                      detached, mode)
-            grad[i] = w * g
-            hess[i] = w * h
+            hess[i] = w * (h + HESS_FLOOR * a if mode == HESS_PSD else h)
+        if soft_rows == 0:
+            return
+    for i in prange(n):
+        w = weight[i] if weighted else 1.0
+        _, g, h = sigmoid_element(y[i], np.float64(raw[i]) + offset, a_pos, a_neg, gamma_pos,
+                                  gamma_neg, margin, detached, mode)
+        grad[i] = w * g
+        hess[i] = w * h
 
 
 @kernel

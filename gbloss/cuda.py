@@ -49,9 +49,10 @@ THREADS_PER_BLOCK = 256
 #: Upper bound on blocks per launch; further rows are taken by the grid-stride loop.
 MAX_BLOCKS = 65_536
 #: Device functions built from ``_kernels``, in the order they call each other.
-DEVICE_FUNCTIONS = ("sigmoid_parts", "power_of", "focal_core", "apply_policy", "asl_negative",
-                    "sigmoid_element", "softmax_margin", "sigmoid_gradient_hessian",
-                    "sigmoid_loss", "softmax_gradient_hessian", "softmax_loss")
+DEVICE_FUNCTIONS = ("sigmoid_parts", "power_of", "focal_from_parts", "focal_core",
+                    "apply_policy", "asl_negative", "sigmoid_element", "softmax_margin",
+                    "sigmoid_gradient_hessian", "sigmoid_loss", "softmax_gradient_hessian",
+                    "softmax_loss")
 #: NumPy ufuncs on scalars that numba-cuda 0.30.4 cannot lower, and their ``math`` versions.
 _MATH_FOR_NUMPY = {"exp": math.exp, "log": math.log, "log1p": math.log1p, "floor": math.floor}
 

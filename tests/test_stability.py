@@ -193,3 +193,24 @@ def test_soft_labels_at_extremes(task):
     loss = gbloss.CrossEntropyLoss()
     assert_allclose(loss.loss(y, z), [5e3, 5e3], rtol=1e-12)
     assert_allclose(loss.gradient_hessian(y, z)[0].ravel(), [-0.5, 0.5], rtol=1e-12)
+
+
+def test_vectorisable_exp_and_log1p_agree_with_libm():
+    """The binary loop's exp(-x) and log1p(e) (gbloss._kernels) against NumPy's libm."""
+    from gbloss import _kernels
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.linspace(0.0, 708.0, 4001), rng.exponential(8.0, 4000)])
+    x = x[x <= 708.0]
+    got = np.array([_kernels.exp_neg(v) for v in x])
+    assert np.max(np.abs(got - np.exp(-x)) / np.exp(-x)) < 4 * np.finfo(float).eps
+    deep = np.array([708.5, 720.0, 745.0, 746.0, 800.0, 1e4, np.inf])
+    got = np.array([_kernels.exp_neg(v) for v in deep])
+    np.testing.assert_allclose(got, np.exp(-deep), rtol=1e-12, atol=1e-322)  # subnormal, then 0
+    assert got[-3:].tolist() == [0.0, 0.0, 0.0]
+    e = np.concatenate([rng.random(4000), np.logspace(-300, 0, 400), [0.0, 1e-17, 1.0]])
+    got = np.array([_kernels.log1p_unit(v) for v in e])
+    positive = e > 0
+    assert np.max(np.abs(got[positive] - np.log1p(e[positive])) / np.log1p(e[positive])) \
+        < 4 * np.finfo(float).eps
+    assert got[~positive].tolist() == [0.0]
