@@ -166,10 +166,28 @@ def sigmoid_parts_vectorisable(t):
 
 
 @inlined_scalar
-def power_of_vectorisable(x, log_x, gamma):
-    """:func:`power_of` with selects (the general power is computed in any case)."""
-    general = exp_neg(-gamma * log_x)
+def power_of_vectorisable(x, log_x, gamma, integral):
+    """:func:`power_of` with selects. ``integral``: gamma is known to be 0, 1 or 2, which spares
+    the general power (a vectorised loop computes both sides of a select)."""
+    general = 0.0 if integral else exp_neg(-gamma * log_x)
     return 1.0 if gamma == 0.0 else (x if gamma == 1.0 else (x * x if gamma == 2.0 else general))
+
+
+@inlined_scalar
+def hard_label_element(label, z, w, a_pos, a_neg, gamma_pos, gamma_neg, mode, integral):
+    """Gradient and Hessian of a sigmoid focal output for a hard label (0 or 1) without a
+    probability margin: the focal formulas at the signed margin ``s z``, ``s = 2y - 1``; the
+    third value is 1 when ``label`` is not 0 or 1 (NaN included), else 0."""
+    positive = label > 0.5
+    s = 1.0 if positive else -1.0
+    a = a_pos if positive else a_neg
+    gamma = gamma_pos if positive else gamma_neg
+    p, q, lp, lq = sigmoid_parts_vectorisable(s * z)
+    _, f1, f2, f2_gn = focal_from_parts(p, q, lp, power_of_vectorisable(q, lq, gamma, integral),
+                                        gamma, False)
+    h = a * apply_policy(f2, f2_gn, mode)
+    if_soft = 0 if label * (1.0 - label) == 0.0 else 1
+    return w * (a * s * f1), w * (h + HESS_FLOOR * a if mode == HESS_PSD else h), if_soft
 
 
 @inlined_scalar
@@ -323,20 +341,18 @@ def binary_gradient_hessian(y, raw, weight, offset, a_pos, a_neg, gamma_pos, gam
     weighted = weight.shape[0] > 0
     if margin == 0.0 and not detached:
         soft_rows = 0  # an integer count: a float sum would keep LLVM from vectorising
-        for i in prange(n):
-            label = y[i]
-            soft_rows += 0 if label * (1.0 - label) == 0.0 else 1  # NaN counts as soft
-            positive = label > 0.5
-            s = 1.0 if positive else -1.0
-            a = a_pos if positive else a_neg
-            gamma = gamma_pos if positive else gamma_neg
-            w = weight[i] if weighted else 1.0
-            p, q, lp, lq = sigmoid_parts_vectorisable(s * (np.float64(raw[i]) + offset))
-            _, f1, f2, f2_gn = focal_from_parts(p, q, lp, power_of_vectorisable(q, lq, gamma),
-                                                gamma, False)
-            h = a * apply_policy(f2, f2_gn, mode)
-            grad[i] = w * (a * s * f1)
-            hess[i] = w * (h + HESS_FLOOR * a if mode == HESS_PSD else h)
+        if gamma_pos in (0.0, 1.0, 2.0) and gamma_neg in (0.0, 1.0, 2.0):
+            for i in prange(n):
+                grad[i], hess[i], soft = hard_label_element(
+                    y[i], np.float64(raw[i]) + offset, weight[i] if weighted else 1.0, a_pos,
+                    a_neg, gamma_pos, gamma_neg, mode, True)
+                soft_rows += soft
+        else:
+            for i in prange(n):
+                grad[i], hess[i], soft = hard_label_element(
+                    y[i], np.float64(raw[i]) + offset, weight[i] if weighted else 1.0, a_pos,
+                    a_neg, gamma_pos, gamma_neg, mode, False)
+                soft_rows += soft
         if soft_rows == 0:
             return
     for i in prange(n):
