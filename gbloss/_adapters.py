@@ -55,3 +55,46 @@ class PerDatasetCache:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._new_caches()
+
+
+class EngineObjective(PerDatasetCache):
+    """What the engines' objectives share: a prepared loss, a Hessian scale, the kernel's
+    threads and the start training should begin from. ``engine``: the gbloss module."""
+
+    engine = None
+
+    def __init__(self, loss, hessian_scale, n_threads):
+        check_prepared(loss, self.engine)
+        scale = float(hessian_scale)
+        if not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"hessian_scale must be a finite number > 0, got {hessian_scale!r}")
+        self.loss = loss
+        self.hessian_scale = scale
+        self.n_threads = n_threads
+        #: The start training should begin from; None: the loss's start on the labels seen
+        #: (dask_train sets the global start, since a worker sees only its shard).
+        self.expected_start = None
+        self._new_caches()
+
+    def __repr__(self):
+        return f"Objective({self.loss!r}, hessian_scale={self.hessian_scale!r})"
+
+
+class EngineMetric(PerDatasetCache):
+    """What the engines' metrics share: a prepared loss and validated metric names."""
+
+    engine = None
+
+    def __init__(self, loss, names, known):
+        check_prepared(loss, self.engine)
+        names = [names] if isinstance(names, str) else list(names)
+        unknown = [n for n in names if n not in known]
+        if not names or unknown:
+            raise ValueError(f"unknown metric name(s) {unknown or names!r}; choose from "
+                             f"{list(known)}")
+        self.loss = loss
+        self.names = names
+        self._new_caches()
+
+    def __repr__(self):
+        return f"Metric({self.loss!r}, names={self.names!r})"

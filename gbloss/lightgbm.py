@@ -85,7 +85,7 @@ import lightgbm
 import numpy as np
 
 from . import _metrics
-from ._adapters import PerDatasetCache, check_prepared, frequencies, same_loss
+from ._adapters import EngineMetric, EngineObjective, check_prepared, frequencies, same_loss
 from .losses import BINARY, MULTICLASS, MULTILABEL, loss_from_dict
 
 #: LightGBM parameter that carries the loss record in the saved model (see the module notes).
@@ -205,7 +205,7 @@ def _weights(dataset):
 # -- objective -------------------------------------------------------------------------------
 
 
-class Objective(PerDatasetCache):
+class Objective(EngineObjective):
     """A gbloss loss as a LightGBM objective: ``params["objective"] = Objective(loss)``.
 
     Called as ``obj(preds, train_set)`` by ``lightgbm.train`` and as
@@ -233,18 +233,10 @@ class Objective(PerDatasetCache):
     The object pickles (for Dask) and deep-copies without its per-Dataset caches.
     """
 
+    engine = "lightgbm"
+
     def __init__(self, loss, *, hessian_scale=1.0, n_threads=None):
-        check_prepared(loss, "lightgbm")
-        scale = float(hessian_scale)
-        if not np.isfinite(scale) or scale <= 0:
-            raise ValueError(f"hessian_scale must be a finite number > 0, got {hessian_scale!r}")
-        self.loss = loss
-        self.hessian_scale = scale
-        self.n_threads = n_threads
-        #: The start training should begin from; None: the loss's start on the labels seen
-        #: (dask_train sets the global start, since a worker sees only its shard).
-        self.expected_start = None
-        self._new_caches()
+        super().__init__(loss, hessian_scale, n_threads)
 
     def _new_caches(self):
         super()._new_caches()
@@ -254,9 +246,6 @@ class Objective(PerDatasetCache):
         state = super().__getstate__()
         del state["_last"]
         return state
-
-    def __repr__(self):
-        return f"Objective({self.loss!r}, hessian_scale={self.hessian_scale!r})"
 
     def __call__(self, preds, train_set, weight=None):
         first = False
@@ -334,7 +323,7 @@ def objective(loss, *, hessian_scale=1.0, n_threads=None):
 # -- metrics ---------------------------------------------------------------------------------
 
 
-class Metric(PerDatasetCache):
+class Metric(EngineMetric):
     """gbloss metrics as a LightGBM ``feval`` (or estimator ``eval_metric``), on probabilities.
 
     ``metric(preds, eval_set)`` (``lightgbm.train``) or ``metric(y_true, y_pred, weight)``
@@ -357,19 +346,10 @@ class Metric(PerDatasetCache):
     It warns once per eval Dataset without ``init_score`` (its scores then lack the start).
     """
 
-    def __init__(self, loss, names="loss"):
-        check_prepared(loss, "lightgbm")
-        names = [names] if isinstance(names, str) else list(names)
-        unknown = [n for n in names if n not in METRIC_NAMES]
-        if not names or unknown:
-            raise ValueError(f"unknown metric name(s) {unknown or names!r}; choose from "
-                             f"{list(METRIC_NAMES)}")
-        self.loss = loss
-        self.names = names
-        self._new_caches()
+    engine = "lightgbm"
 
-    def __repr__(self):
-        return f"Metric({self.loss!r}, names={self.names!r})"
+    def __init__(self, loss, names="loss"):
+        super().__init__(loss, names, METRIC_NAMES)
 
     @property
     def higher_is_better(self):

@@ -49,7 +49,7 @@ import numpy as np
 import xgboost
 
 from . import _metrics
-from ._adapters import PerDatasetCache, check_prepared, frequencies, same_loss
+from ._adapters import EngineMetric, EngineObjective, check_prepared, frequencies, same_loss
 from .losses import BINARY, MULTICLASS, MULTILABEL, loss_from_dict
 
 #: Booster attributes written by :func:`train` and :func:`dask_train`.
@@ -140,7 +140,7 @@ def _weights(dmatrix):
 # -- objective -------------------------------------------------------------------------------
 
 
-class Objective(PerDatasetCache):
+class Objective(EngineObjective):
     """A gbloss loss as an XGBoost objective: ``xgb.train(..., obj=Objective(loss))``.
 
     ``obj(predt, dtrain) -> (grad, hess)`` with ``predt``'s shape ((n,) binary, (n, K)
@@ -168,21 +168,10 @@ class Objective(PerDatasetCache):
     The object pickles (for Dask) without its per-DMatrix caches.
     """
 
-    def __init__(self, loss, *, hessian_scale=1.0, n_threads=1):
-        check_prepared(loss, "xgboost")
-        scale = float(hessian_scale)
-        if not np.isfinite(scale) or scale <= 0:
-            raise ValueError(f"hessian_scale must be a finite number > 0, got {hessian_scale!r}")
-        self.loss = loss
-        self.hessian_scale = scale
-        self.n_threads = n_threads
-        #: The start training should begin from; None: the loss's start on each DMatrix's labels
-        #: (dask_train sets the global start, since a worker sees only its shard).
-        self.expected_start = None
-        self._new_caches()
+    engine = "xgboost"
 
-    def __repr__(self):
-        return f"Objective({self.loss!r}, hessian_scale={self.hessian_scale!r})"
+    def __init__(self, loss, *, hessian_scale=1.0, n_threads=1):
+        super().__init__(loss, hessian_scale, n_threads)
 
     def __call__(self, predt, dtrain):
         entry = self._cache.get(dtrain)
@@ -251,7 +240,7 @@ def objective(loss, *, hessian_scale=1.0, n_threads=1):
 # -- metrics ---------------------------------------------------------------------------------
 
 
-class Metric(PerDatasetCache):
+class Metric(EngineMetric):
     """gbloss metrics as an XGBoost ``custom_metric``, computed on probabilities.
 
     ``metric(predt, dmatrix)`` receives margins (XGBoost passes margins when ``obj`` is set;
@@ -276,25 +265,16 @@ class Metric(PerDatasetCache):
     each metric is the exact value over the whole eval set, the same on every worker.
     """
 
+    engine = "xgboost"
+
     def __init__(self, loss, names="loss"):
-        check_prepared(loss, "xgboost")
-        names = [names] if isinstance(names, str) else list(names)
-        unknown = [n for n in names if n not in METRIC_NAMES]
-        if not names or unknown:
-            raise ValueError(f"unknown metric name(s) {unknown or names!r}; choose from "
-                             f"{list(METRIC_NAMES)}")
-        self.loss = loss
-        self.names = names
-        self.__name__ = "_".join(METRIC_NAMES[n] for n in names)
-        self._new_caches()
+        super().__init__(loss, names, METRIC_NAMES)
+        self.__name__ = "_".join(METRIC_NAMES[n] for n in self.names)
 
     @property
     def maximize(self):
         """Whether early stopping must maximise the last metric (the one it follows)."""
         return METRIC_NAMES[self.names[-1]].startswith("auc")
-
-    def __repr__(self):
-        return f"Metric({self.loss!r}, names={self.names!r})"
 
     def __call__(self, predt, dmatrix):
         predt = np.asarray(predt)
