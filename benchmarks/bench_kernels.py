@@ -17,24 +17,9 @@ import time
 
 import numba
 import numpy as np
+from common import numpy_focal_binary
 
 import gbloss
-
-
-def numpy_focal_binary(y, z, gamma, alpha):
-    """loss-math.md 2.3-2.4 written with NumPy arrays (stable, temporaries everywhere)."""
-    s = 2.0 * y - 1.0
-    t = s * z
-    p = 1.0 / (1.0 + np.exp(-t))
-    q = 1.0 / (1.0 + np.exp(t))
-    lp = -np.logaddexp(0.0, -t)
-    lq = -np.logaddexp(0.0, t)
-    qg = np.exp(gamma * lq)
-    a = np.where(y > 0, alpha, 1.0 - alpha)
-    f1 = qg * (gamma * p * lp - q)
-    f2 = p * qg * ((2 * gamma + 1) * q + gamma * (q - gamma * p) * lp)
-    h_gn = (2 * gamma + 1) * p * q * qg
-    return a * s * f1, a * (np.maximum(f2, h_gn) + 1e-16)
 
 
 def numpy_focal_softmax(y, z, gamma):

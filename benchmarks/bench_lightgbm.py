@@ -33,6 +33,7 @@ import time
 import lightgbm as lgb
 import numba
 import numpy as np
+from common import make_data, numpy_focal_binary
 
 import gbloss
 import gbloss.lightgbm as gbl
@@ -41,29 +42,9 @@ GAMMA, ALPHA = 2.0, 0.25
 
 
 def numpy_focal_objective(preds, train_set):
-    """Binary focal loss (loss-math.md 2.3-2.4, PSD Hessian of section 8) in plain NumPy."""
-    y = train_set.get_label()
-    z = preds
-    s = 2.0 * y - 1.0
-    t = s * z  # correct-class margin
-    p = 1.0 / (1.0 + np.exp(-t))
-    q = 1.0 / (1.0 + np.exp(t))
-    log_p = -np.logaddexp(0.0, -t)
-    q_gamma = np.exp(GAMMA * -np.logaddexp(0.0, t))
-    a = np.where(y > 0, ALPHA, 1.0 - ALPHA)
-    f1 = q_gamma * (GAMMA * p * log_p - q)
-    f2 = p * q_gamma * ((2 * GAMMA + 1) * q + GAMMA * (q - GAMMA * p) * log_p)
-    h_gn = (2 * GAMMA + 1) * p * q * q_gamma
-    return a * s * f1, a * (np.maximum(f2, h_gn) + 1e-16)
-
-
-def make_data(rows, features, seed=0):
-    """Imbalanced binary data (about 5% positives) with a few informative features."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(rows, features)).astype(np.float32)
-    logit = X[:, :5] @ np.array([1.0, -0.8, 0.6, 0.5, -0.4]) + 0.5 * X[:, 5] * X[:, 6] - 3.3
-    y = (rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
-    return X, y
+    """Binary focal loss (loss-math.md 2.3-2.4, PSD Hessian of section 8) in plain NumPy, with
+    the labels read from the engine's container every round."""
+    return numpy_focal_binary(train_set.get_label(), preds, GAMMA, ALPHA)
 
 
 def leaves_per_tree(booster):
