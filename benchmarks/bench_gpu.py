@@ -106,6 +106,19 @@ def main():
     import gbloss
     import gbloss.xgboost as gbx
 
+    def configs_for(builtin, name, loss, X, dtrain, params, rounds):
+        """``(dtrain, {label: fit})``: the built-in objective, gbloss's device-resident path
+        and the plain ``obj=`` path on the same data; ``fit(n=...)`` trains n rounds."""
+        obj_params = gbx.params(loss, dtrain, params)
+        return dtrain, {
+            f"built-in {builtin}": lambda n=None: xgb.train(
+                {**params, "objective": builtin}, dtrain, n or rounds),
+            f"gbloss {name}, device-resident": lambda n=None: gbx.train(
+                params, dtrain, n or rounds, loss=loss, X=X, metric=None),
+            f"gbloss {name}, plain obj=": lambda n=None: xgb.train(
+                obj_params, dtrain, n or rounds, obj=gbx.objective(loss)),
+        }
+
     print(_versions(cp, gpu_name))
     print(f"binary: {args.rows} x {args.features}; multiclass: {args.mc_rows} x "
           f"{args.features}, K={args.classes}; hist, depth {args.depth}, {args.rounds} rounds, "
@@ -113,34 +126,17 @@ def main():
 
     base = {"tree_method": "hist", "device": "cuda", "max_depth": args.depth, "eta": 0.1,
             "max_bin": 256}
-    focal = gbloss.FocalLoss(2.0, 0.25)
-    softmax_focal = gbloss.FocalLoss(2.0)
-    tasks = []
-
     X, y = _data(cp, args.rows, args.features, 2, 0)
-    dtrain = xgb.QuantileDMatrix(X, label=y)
-    obj_params = gbx.params(focal, dtrain, base)
-    tasks.append(("binary", "binary:logistic", X, dtrain, {
-        "built-in binary:logistic": lambda d=dtrain, n=None: xgb.train(
-            {**base, "objective": "binary:logistic"}, d, n or args.rounds),
-        "gbloss focal, device-resident": lambda d=dtrain, X=X, n=None: gbx.train(
-            base, d, n or args.rounds, loss=focal, X=X, metric=None),
-        "gbloss focal, plain obj=": lambda d=dtrain, n=None: xgb.train(
-            obj_params, d, n or args.rounds, obj=gbx.objective(focal)),
-    }))
-
     Xm, ym = _data(cp, args.mc_rows, args.features, args.classes, 1)
-    dmc = xgb.QuantileDMatrix(Xm, label=ym)
-    mc = {**base, "num_class": args.classes}
-    mc_obj_params = gbx.params(softmax_focal, dmc, mc)
-    tasks.append(("multiclass", "multi:softprob", Xm, dmc, {
-        "built-in multi:softprob": lambda d=dmc, n=None: xgb.train(
-            {**mc, "objective": "multi:softprob"}, d, n or args.rounds),
-        "gbloss softmax focal, device-resident": lambda d=dmc, X=Xm, n=None: gbx.train(
-            mc, d, n or args.rounds, loss=softmax_focal, X=X, metric=None),
-        "gbloss softmax focal, plain obj=": lambda d=dmc, n=None: xgb.train(
-            mc_obj_params, d, n or args.rounds, obj=gbx.objective(softmax_focal)),
-    }))
+    tasks = [
+        ("binary", "binary:logistic", X,
+         *configs_for("binary:logistic", "focal", gbloss.FocalLoss(2.0, 0.25), X,
+                   xgb.QuantileDMatrix(X, label=y), base, args.rounds)),
+        ("multiclass", "multi:softprob", Xm,
+         *configs_for("multi:softprob", "softmax focal", gbloss.FocalLoss(2.0), Xm,
+                   xgb.QuantileDMatrix(Xm, label=ym), {**base, "num_class": args.classes},
+                   args.rounds)),
+    ]
 
     warnings.filterwarnings("ignore", message=".*gradients on the host.*")
     ratios = {}
