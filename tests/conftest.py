@@ -170,3 +170,15 @@ def column_fd(func, raw, k, step=STEP):
 def rng(request):
     """A generator seeded from the test id, so every test draws its own reproducible data."""
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A Dask client on a 2-worker LocalCluster of processes, one per test module."""
+    import logging
+
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            distributed.Client(cluster) as c:
+        yield c

@@ -15,7 +15,6 @@ measured 4e-8) and with single-process training after one round (the global star
 1e-9).
 """
 
-import logging
 
 import numpy as np
 import pytest
@@ -23,7 +22,6 @@ import pytest
 pytest.importorskip("dask.distributed")
 import dask.array as da  # noqa: E402
 import lightgbm as lgb  # noqa: E402
-from distributed import Client, LocalCluster  # noqa: E402
 
 import gbloss  # noqa: E402
 import gbloss.lightgbm as gbl  # noqa: E402
@@ -37,14 +35,6 @@ K = 3
 #: ``multiclass`` objective on this data already parts from its single-process fit after a few
 #: rounds (0.7 in raw score: a near-tie between leaves, summed in another order).
 PARAMS = {"num_leaves": 4, "learning_rate": 0.3, "min_data_in_leaf": 5, "verbosity": -1}
-
-
-@pytest.fixture(scope="module")
-def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as c:
-        yield c
 
 
 def _data(task, seed, weighted=False):

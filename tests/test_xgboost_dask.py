@@ -8,7 +8,6 @@ statistic computed per shard (start, priors, class counts) would be visibly wron
 """
 
 import json
-import logging
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ import dask.array as da  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
 import pandas as pd  # noqa: E402
 import xgboost as xgb  # noqa: E402
-from distributed import Client, LocalCluster  # noqa: E402
 from xgboost import dask as dxgb  # noqa: E402
 
 import gbloss  # noqa: E402
@@ -30,14 +28,6 @@ pytestmark = pytest.mark.dask
 N = 400
 K = 3
 PARAMS = {"max_depth": 3, "eta": 0.3, "nthread": 1}
-
-
-@pytest.fixture(scope="module")
-def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as c:
-        yield c
 
 
 def _data(task, seed, weighted=False):
