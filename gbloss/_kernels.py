@@ -341,6 +341,8 @@ def binary_gradient_hessian(y, raw, weight, offset, a_pos, a_neg, gamma_pos, gam
     weighted = weight.shape[0] > 0
     if margin == 0.0 and not detached:
         soft_rows = 0  # an integer count: a float sum would keep LLVM from vectorising
+        # two loops, so that ``integral`` is a constant LLVM folds away (a runtime flag would
+        # leave the general power computed on every row)
         if gamma_pos in (0.0, 1.0, 2.0) and gamma_neg in (0.0, 1.0, 2.0):
             for i in prange(n):
                 grad[i], hess[i], soft = hard_label_element(
