@@ -578,8 +578,9 @@ def _part_stats(part, num_class):
         return {"n": y.shape[0], "counts": np.bincount(idx, minlength=num_class),
                 "masses": np.bincount(idx, weights=w, minlength=num_class), "ndim": 1}
     y2 = y.reshape(y.shape[0], -1)
-    return {"n": y.shape[0], "sum_y": y2.sum(axis=0), "masses": w @ y2, "total_w": w.sum(),
-            "ndim": y.ndim, "max_y": float(np.nanmax(y)) if y.size else 0.0,
+    # (w[:, None] * y2).sum(0), not w @ y2: BLAS threads would spin against the worker's training
+    return {"n": y.shape[0], "sum_y": y2.sum(axis=0), "masses": (w[:, None] * y2).sum(axis=0),
+            "total_w": w.sum(), "ndim": y.ndim, "max_y": float(np.nanmax(y)) if y.size else 0.0,
             "int_y": bool(np.all(y == np.floor(y)))}
 
 

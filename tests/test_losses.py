@@ -306,8 +306,10 @@ def test_two_class_softmax_focal_is_binary_focal_on_margin_difference(gamma, alp
     assert_allclose(loss2, loss1, rtol=1e-13)
     assert_allclose(grad2[:, 1], grad1, rtol=1e-13, atol=1e-300)
     assert_allclose(grad2[:, 0], -grad1, rtol=1e-13, atol=1e-300)
-    assert_allclose(hess2[:, 1], hess1, rtol=1e-13, atol=1e-300)
-    assert_allclose(hess2[:, 0], hess1, rtol=1e-13, atol=1e-300)
+    # the exact Hessian cancels near its sign change (loss-math.md 2.6), where the binary loop's
+    # fused multiply-adds and the softmax loop's separate roundings differ by 1e-13 relative
+    assert_allclose(hess2[:, 1], hess1, rtol=3e-13, atol=1e-300)
+    assert_allclose(hess2[:, 0], hess1, rtol=3e-13, atol=1e-300)
 
 
 @pytest.mark.parametrize("tau", [0.5, 1.0, 2.0])
