@@ -1,6 +1,8 @@
 """LightGBM training time with gbloss's binary focal objective, as a ratio to ``binary``.
 
-One run, interleaved repetitions, median of each. Configurations (same data, same parameters:
+One run, interleaved repetitions (the order rotated each time). The ratio is the median over
+repetitions of gbloss's time over the built-in's time in the same repetition
+(``common.paired_ratio``); the seconds are medians. Configurations (same data, same parameters:
 63 leaves, learning rate 0.1, LightGBM's defaults otherwise, one constructed Dataset each):
 
 * ``binary``: LightGBM's built-in objective with ``boost_from_average`` (the reference, 1.00);
@@ -19,7 +21,7 @@ decide the cost of a round. gbloss's objective refills the same float32 gradient
 round; LightGBM copies them right away.
 
 Usage: python benchmarks/bench_lightgbm.py [--rows 500000] [--features 50] [--rounds 50]
-       [--leaves 63] [--repeat 5] [--threads 2]
+       [--leaves 63] [--repeat 7] [--threads 2]
 """
 
 import argparse
@@ -28,12 +30,11 @@ import importlib.metadata
 import os
 import platform
 import statistics
-import time
 
 import lightgbm as lgb
 import numba
 import numpy as np
-from common import make_data, numpy_focal_binary
+from common import interleaved_times, make_data, numpy_focal_binary, paired_ratio
 
 import gbloss
 import gbloss.lightgbm as gbl
@@ -59,7 +60,7 @@ def run(argv=None):
     parser.add_argument("--features", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--leaves", type=int, default=63)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2, help="LightGBM threads")
     args = parser.parse_args(argv)
 
@@ -70,8 +71,8 @@ def run(argv=None):
           f"threads), lightgbm {lgb.__version__}, gbloss {gbloss.__version__}, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
     print(f"data: {args.rows} rows x {args.features} features; {args.leaves} leaves, "
-          f"{args.rounds} rounds, {args.threads} LightGBM threads; median of {args.repeat} "
-          "interleaved repetitions")
+          f"{args.rounds} rounds, {args.threads} LightGBM threads; {args.repeat} interleaved "
+          "repetitions")
 
     X, y = make_data(args.rows, args.features)
     params = {"num_leaves": args.leaves, "learning_rate": 0.1, "num_threads": args.threads,
@@ -110,32 +111,29 @@ def run(argv=None):
 
     leaves = {name: leaves_per_tree(fit()) for name, fit in fits.items()}  # warm-up
     print(f"numba threading layer in use: {numba.threading_layer()}")
-    times = {name: [] for name in fits}
-    cpu = {name: [] for name in fits}
-    names = list(fits)
-    for rep in range(args.repeat):
-        for name in names[rep % len(names):] + names[:rep % len(names)]:  # rotate the order
-            t0, c0 = time.perf_counter(), time.process_time()
-            fits[name]()
-            times[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
-    median = {name: statistics.median(v) for name, v in times.items()}
-    median_cpu = {name: statistics.median(v) for name, v in cpu.items()}
-    base, base_cpu = median["binary (built-in)"], median_cpu["binary (built-in)"]
+    times = interleaved_times(fits, args.repeat)
+    reference = "binary (built-in)"
+    median = {name: statistics.median(t for t, _ in v) for name, v in times.items()}
+    median_cpu = {name: statistics.median(c for _, c in v) for name, v in times.items()}
+    ratio = {name: paired_ratio(times, name, reference) for name in fits}
+    ratio_cpu = {name: paired_ratio(times, name, reference, column=1) for name in fits}
 
     # CPU seconds of this process: less disturbed than wall time when other processes share the
     # cores (but they include OpenMP's spin-waiting)
     print(f"\n  {'objective':<36}{'median s':>10}{'vs built-in':>13}{'cpu s':>9}"
           f"{'cpu vs built-in':>17}{'leaves/tree':>13}{'min..max s':>16}")
     for name in fits:
-        print(f"  {name:<36}{median[name]:>10.3f}{median[name] / base:>12.2f}x"
-              f"{median_cpu[name]:>9.2f}{median_cpu[name] / base_cpu:>16.2f}x"
-              f"{leaves[name]:>13.1f}{min(times[name]):>8.2f}..{max(times[name]):.2f}")
+        wall = [t for t, _ in times[name]]
+        print(f"  {name:<36}{median[name]:>10.3f}{ratio[name]:>12.2f}x"
+              f"{median_cpu[name]:>9.2f}{ratio_cpu[name]:>16.2f}x"
+              f"{leaves[name]:>13.1f}{min(wall):>8.2f}..{max(wall):.2f}")
+    print("  vs built-in: median over repetitions of the time over the built-in's in the same "
+          "repetition")
     print(f"\nload average {os.getloadavg()[0]:.2f} at end; target: gbloss focal <= 1.05x")
     title = (f"LightGBM training: {args.rows} x {args.features}, {args.leaves} leaves, "
              f"{args.rounds} rounds, {args.threads} threads")
     return [{"benchmark": title, "implementation": name, "seconds": median[name],
-             "vs_builtin": median[name] / base} for name in fits]
+             "vs_builtin": ratio[name]} for name in fits]
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""What the speed benchmarks share: the NumPy focal loss they race against, and their data."""
+"""What the speed benchmarks share: the NumPy focal loss they race against, their data, and the
+interleaved timing of the training benchmarks."""
+
+import statistics
+import time
 
 import numpy as np
 
@@ -26,3 +30,28 @@ def make_data(rows, features, seed=0):
     logit = X[:, :5] @ np.array([1.0, -0.8, 0.6, 0.5, -0.4]) + 0.5 * X[:, 5] * X[:, 6] - 3.3
     y = (rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
     return X, y
+
+
+def interleaved_times(fits, repeat):
+    """Time every fit once per repetition, ``repeat`` repetitions, the order rotated each time.
+
+    Returns ``{name: [(wall seconds, CPU seconds of this process), ...]}``. One untimed
+    warm-up call of each fit must come before (compilation, caches).
+    """
+    times = {name: [] for name in fits}
+    names = list(fits)
+    for rep in range(repeat):
+        for name in names[rep % len(names):] + names[:rep % len(names)]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            fits[name]()
+            times[name].append((time.perf_counter() - t0, time.process_time() - c0))
+    return times
+
+
+def paired_ratio(times, name, reference, column=0):
+    """Median over repetitions of ``name``'s time divided by ``reference``'s in the same
+    repetition (``column`` 0: wall time, 1: CPU time). The two runs of a repetition are
+    neighbours in time, so the slow drifts of a shared machine's speed cancel in each ratio,
+    which a ratio of two medians over the whole run does not do."""
+    pairs = zip(times[name], times[reference], strict=True)
+    return statistics.median(t[column] / r[column] for t, r in pairs)

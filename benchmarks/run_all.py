@@ -9,8 +9,9 @@ Runs, one after the other in this process (each prints its own detailed table fi
 * ``bench_lightgbm.py``: LightGBM training with gbloss focal vs the built-in ``binary``, a NumPy
   focal objective and imlightgbm (500k x 50, 63 leaves, 50 rounds, 2 threads).
 
-Every ratio compares timings measured side by side in the same run (interleaved repetitions,
-medians), so machine noise affects both sides alike. The GPU benchmark needs the GPU machine:
+Every ratio compares timings measured side by side in the same run (interleaved repetitions;
+the training ratios are medians of the ratios within each repetition), so machine noise
+affects both sides alike. The GPU benchmark needs the GPU machine:
 ``benchmarks/bench_gpu.py``.
 
 Usage: python benchmarks/run_all.py [--quick]    (--quick: small sizes, a smoke test)
