@@ -1,6 +1,7 @@
 """LightGBM training time with gbloss's binary focal objective, as a ratio to ``binary``.
 
-One run, interleaved repetitions (the order rotated each time). The ratio is the median over
+One run, interleaved repetitions (the built-in and gbloss next to each other in each, in
+alternating order; ``common.interleaved_times``). The ratio is the median over
 repetitions of gbloss's time over the built-in's time in the same repetition
 (``common.paired_ratio``); the seconds are medians. Configurations (same data, same parameters:
 63 leaves, learning rate 0.1, LightGBM's defaults otherwise, one constructed Dataset each):

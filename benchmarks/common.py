@@ -33,15 +33,18 @@ def make_data(rows, features, seed=0):
 
 
 def interleaved_times(fits, repeat):
-    """Time every fit once per repetition, ``repeat`` repetitions, the order rotated each time.
+    """Time every fit once per repetition, ``repeat`` repetitions.
 
-    Returns ``{name: [(wall seconds, CPU seconds of this process), ...]}``. One untimed
-    warm-up call of each fit must come before (compilation, caches).
+    The first two fits (the reference and gbloss) run next to each other in every repetition,
+    in alternating order, so that their ratio compares runs seconds apart; the others follow in
+    rotating order. Returns ``{name: [(wall seconds, CPU seconds of this process), ...]}``.
+    One untimed warm-up call of each fit must come before (compilation, caches).
     """
     times = {name: [] for name in fits}
-    names = list(fits)
+    pair, others = list(fits)[:2], list(fits)[2:]
     for rep in range(repeat):
-        for name in names[rep % len(names):] + names[:rep % len(names)]:
+        k = rep % len(others) if others else 0
+        for name in (pair if rep % 2 == 0 else pair[::-1]) + others[k:] + others[:k]:
             t0, c0 = time.perf_counter(), time.process_time()
             fits[name]()
             times[name].append((time.perf_counter() - t0, time.process_time() - c0))

@@ -176,13 +176,16 @@ class Objective(EngineObjective):
     def __call__(self, predt, dtrain):
         entry = self._cache.get(dtrain)
         if entry is None or entry[2][0].shape != predt.shape:
-            entry = self._first_call(predt, dtrain)
+            entry = self._first_call(predt, dtrain)  # fills the buffers for this round too
+            first = True
+        else:
+            first = False
         task, y, (grad, hess), weight = entry
         if task is None:
             return grad, hess
-        raw = predt.reshape(grad.shape)
-        self.loss.gradient_hessian(y, raw, weight, out=(grad, hess), n_threads=self.n_threads,
-                                   check_input=False)
+        if not first:
+            self.loss.gradient_hessian(y, predt.reshape(grad.shape), weight, out=(grad, hess),
+                                       n_threads=self.n_threads, check_input=False)
         if self.hessian_scale != 1.0:
             hess *= self.hessian_scale
         return grad, hess
