@@ -22,7 +22,7 @@ decide the cost of a round. gbloss's objective refills the same float32 gradient
 round; LightGBM copies them right away.
 
 Usage: python benchmarks/bench_lightgbm.py [--rows 500000] [--features 50] [--rounds 50]
-       [--leaves 63] [--repeat 7] [--threads 2]
+       [--leaves 63] [--repeat 9] [--threads 2]
 """
 
 import argparse
@@ -61,7 +61,7 @@ def run(argv=None):
     parser.add_argument("--features", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--leaves", type=int, default=63)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--threads", type=int, default=2, help="LightGBM threads")
     args = parser.parse_args(argv)
 

@@ -19,7 +19,7 @@ so that the trees grow under the same conditions; the mean number of leaves per 
 next to each time, since tree sizes (not only the objective) decide the cost of a round.
 
 Usage: python benchmarks/bench_xgboost.py [--rows 500000] [--features 50] [--rounds 50]
-       [--depth 6] [--repeat 7] [--nthread N]
+       [--depth 6] [--repeat 9] [--nthread N]
 """
 
 import argparse
@@ -56,7 +56,7 @@ def run(argv=None):
     parser.add_argument("--features", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--depth", type=int, default=6)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--nthread", type=int, default=None, help="XGBoost threads (all cores)")
     args = parser.parse_args(argv)
 
