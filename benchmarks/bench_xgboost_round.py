@@ -6,17 +6,15 @@ for a custom one) and gbloss's objective call, and prints the median of each ove
 a few alternating fits. 500k x 50, hist, depth 6, 50 rounds, binary focal (gamma=2, alpha=0.25)
 as in ``bench_xgboost.py``.
 
-``--share-openmp`` is an experiment, not what gbloss does: before Numba starts its threads, it
-makes the OpenMP runtime that XGBoost's wheel bundles global (``RTLD_GLOBAL``), so that Numba's
-``omp`` layer binds to it, and runs the gbloss kernel on all threads inside XGBoost's own
-OpenMP pool (checked: a parallel Numba loop then starts no thread of its own).
+``--threads 1`` forces the serial kernel; by default the objective uses gbloss's default (all
+threads when gbloss's kernels run in XGBoost's OpenMP runtime, ``gbloss.xgboost.OPENMP_SHARED``;
+``GBLOSS_SHARE_OPENMP=0`` switches that off).
 
 Usage: python benchmarks/bench_xgboost_round.py [--rows 500000] [--rounds 50] [--repeat 3]
-       [--share-openmp]
+       [--threads N]
 """
 
 import argparse
-import ctypes
 import os
 import platform
 import statistics
@@ -41,26 +39,13 @@ def timed(function, name, log):
     return wrapper
 
 
-def share_xgboost_openmp():
-    """Make the OpenMP runtime XGBoost loaded global, before Numba loads its own."""
-    xgb.train({"tree_method": "hist"}, xgb.DMatrix([[0.0]], label=[0.0]), 1)  # loads it
-    with open("/proc/self/maps") as maps:
-        paths = {line.split()[-1] for line in maps if "/libgomp-" in line}
-    if len(paths) != 1:
-        raise RuntimeError(f"expected one bundled libgomp, found {sorted(paths)}")
-    ctypes.CDLL(paths.pop(), mode=ctypes.RTLD_GLOBAL | os.RTLD_NOLOAD)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--share-openmp", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="kernel threads")
     args = parser.parse_args(argv)
-    if args.share_openmp:
-        share_xgboost_openmp()
-    threads_before = len(os.listdir("/proc/self/task"))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
           f"xgboost {xgb.__version__}, gbloss {gbloss.__version__}")
 
@@ -73,16 +58,14 @@ def main(argv=None):
     for name in CALLS:
         setattr(xgboost.core._LIB, name, timed(getattr(xgboost.core._LIB, name), name, log))
     xgb.Booster.predict = timed(xgb.Booster.predict, "Booster.predict (Python and C)", log)
-    objective = timed(gbx.objective(loss, n_threads=None if args.share_openmp else 1),
-                      "gbloss objective", log)
+    objective = timed(gbx.objective(loss, n_threads=args.threads), "gbloss objective", log)
     fits = {"binary:logistic (built-in)": lambda: xgb.train(
                 {**params, "objective": "binary:logistic"}, dtrain, args.rounds),
             "gbloss focal": lambda: xgb.train(start_params, dtrain, args.rounds, obj=objective)}
     for fit in fits.values():  # warm-up
         fit()
-    where = "all, in XGBoost's OpenMP pool" if args.share_openmp else "one"
-    print(f"kernel threads: {where}; threads of this process: {threads_before} before training, "
-          f"{len(os.listdir('/proc/self/task'))} after")
+    print(f"gbloss kernels in XGBoost's OpenMP runtime: {gbx.OPENMP_SHARED}; kernel threads: "
+          f"{args.threads or 'default'}")
     per_fit = {name: {} for name in fits}
     for rep in range(args.repeat):
         for name in (list(fits) if rep % 2 == 0 else list(fits)[::-1]):

@@ -42,13 +42,17 @@ Design decisions
   (``disable_default_eval_metric``).
 """
 
+import ctypes
 import json
+import os
+import sys
 import warnings
 
+import numba
 import numpy as np
 import xgboost
 
-from . import _metrics
+from . import _kernels, _metrics
 from ._adapters import EngineMetric, EngineObjective, check_prepared, frequencies, same_loss
 from .losses import BINARY, MULTICLASS, MULTILABEL, loss_from_dict
 
@@ -70,6 +74,74 @@ _ALTERNATIVES = {
     MULTICLASS: "FocalLoss, CrossEntropyLoss or LogitAdjustedLoss",
     MULTILABEL: "FocalLoss, CrossEntropyLoss or AsymmetricLoss",
 }
+
+
+# -- one OpenMP runtime for XGBoost and Numba ------------------------------------------------
+
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
+
+def _openmp_library_of(library):
+    """Path of the OpenMP runtime a loaded ``ctypes.CDLL`` resolves ``omp_*`` from, or None."""
+    try:
+        address = ctypes.cast(library.omp_get_max_threads, ctypes.c_void_p).value
+    except AttributeError:  # built without OpenMP
+        return None
+    info = _DlInfo()
+    if not ctypes.CDLL(None).dladdr(ctypes.c_void_p(address), ctypes.byref(info)):
+        return None
+    return os.fsdecode(info.dli_fname)
+
+
+def _thread_count():
+    return len(os.listdir("/proc/self/task"))
+
+
+def _share_openmp_runtime():
+    """Run Numba's parallel loops in the OpenMP runtime of XGBoost's library; True on success.
+
+    XGBoost's wheels bundle their own libgomp, whose threads spin on the cores after each of
+    XGBoost's parallel loops; a parallel kernel in Numba's separate runtime then competes with
+    them and slows training (benchmarks/bench_threads.py), so the objective would have to run
+    serially. Before Numba starts its threading layer, this makes XGBoost's runtime global
+    (``RTLD_GLOBAL``): Numba's ``omp`` layer, loaded afterwards, binds to it, and its parallel
+    loops run in XGBoost's thread pool (as LightGBM and Numba share the system libgomp). It
+    does nothing, and returns False, off Linux, when Numba's threading layer has started
+    already, when another libgomp is loaded (a library bound to it would compete again), or
+    when the check fails: a parallel Numba loop must start no thread of its own.
+    ``GBLOSS_SHARE_OPENMP=0`` switches it off.
+    """
+    if (os.environ.get("GBLOSS_SHARE_OPENMP", "1") == "0" or not sys.platform.startswith("linux")
+            or getattr(numba.np.ufunc.parallel, "_is_initialized", True)):
+        return False
+    with open("/proc/self/maps") as maps:
+        if any("/libgomp.so" in line for line in maps):
+            return False
+    path = _openmp_library_of(xgboost.core._LIB)
+    if path is None:
+        return False
+    runtime = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL | os.RTLD_NOLOAD)
+    n = numba.config.NUMBA_NUM_THREADS
+    if n < 2:
+        return False
+    # start the runtime's threads with one parallel region of its own
+    region = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _: None)
+    runtime.GOMP_parallel(region, None, ctypes.c_uint(n), ctypes.c_uint(0))
+    before = _thread_count()
+    numba.get_num_threads()  # starts Numba's threading layer, bound to the global runtime
+    if numba.threading_layer() != "omp":
+        return False
+    _kernels.check_weights.parallel(np.zeros(4 * n))
+    return _thread_count() == before
+
+
+#: Whether gbloss's kernels run in XGBoost's OpenMP runtime (decided on import, before Numba
+#: starts its threads; see :func:`_share_openmp_runtime`). :class:`Objective` then uses all
+#: threads by default, else one.
+OPENMP_SHARED = _share_openmp_runtime()
 
 
 # -- targets ---------------------------------------------------------------------------------
@@ -158,20 +230,26 @@ class Objective(EngineObjective):
         Multiplies every Hessian. 2.0 with a softmax loss reproduces XGBoost's
         ``multi:softprob`` Hessian ``2 p(1 - p)``; 1.0 (default) is gbloss's diagonal.
     n_threads : int or None
-        Numba threads for the kernel. 1 (default): the serial kernel, on XGBoost's calling
-        thread. XGBoost's wheels bundle their own OpenMP runtime, whose threads keep spinning
-        on the cores after each of XGBoost's parallel loops; a parallel kernel in Numba's
-        separate OpenMP pool then competes with them: 1.59x the built-in objective's training
-        time against 1.20x serially (200k rows, benchmarks/bench_threads.py). None: gbloss's
-        default (all Numba threads for large data).
+        Numba threads for the kernel. None (default): all of them when gbloss's kernels run in
+        XGBoost's own OpenMP runtime (:data:`OPENMP_SHARED`, decided in each process), else 1,
+        the serial kernel on XGBoost's calling thread: XGBoost's wheels bundle an OpenMP
+        runtime whose threads keep spinning on the cores after each of XGBoost's parallel
+        loops, and a parallel kernel in a separate runtime competes with them (1.83x the
+        built-in objective's training time against 1.16x serially, 200k rows,
+        benchmarks/bench_threads.py).
 
     The object pickles (for Dask) without its per-DMatrix caches.
     """
 
     engine = "xgboost"
 
-    def __init__(self, loss, *, hessian_scale=1.0, n_threads=1):
+    def __init__(self, loss, *, hessian_scale=1.0, n_threads=None):
         super().__init__(loss, hessian_scale, n_threads)
+
+    def _threads(self):
+        if self.n_threads is not None:
+            return self.n_threads
+        return None if OPENMP_SHARED else 1
 
     def __call__(self, predt, dtrain):
         entry = self._cache.get(dtrain)
@@ -185,7 +263,7 @@ class Objective(EngineObjective):
             return grad, hess
         if not first:
             self.loss.gradient_hessian(y, predt.reshape(grad.shape), weight, out=(grad, hess),
-                                       n_threads=self.n_threads, check_input=False)
+                                       n_threads=self._threads(), check_input=False)
         if self.hessian_scale != 1.0:
             hess *= self.hessian_scale
         return grad, hess
@@ -212,7 +290,7 @@ class Objective(EngineObjective):
         raw = predt.reshape(shape)
         buffers = (np.empty(shape, np.float32), np.empty(shape, np.float32))
         # one validated call: labels in the loss's domain, weights finite and >= 0
-        self.loss.gradient_hessian(y, raw, weight, out=buffers, n_threads=self.n_threads)
+        self.loss.gradient_hessian(y, raw, weight, out=buffers, n_threads=self._threads())
         self._warn_start(raw, task, y, weight, n_out)
         entry = (task, y, buffers, weight)
         self._cache[dtrain] = entry
@@ -235,7 +313,7 @@ class Objective(EngineObjective):
                           "train with gbloss.xgboost.train", UserWarning, stacklevel=4)
 
 
-def objective(loss, *, hessian_scale=1.0, n_threads=1):
+def objective(loss, *, hessian_scale=1.0, n_threads=None):
     """The ``obj=`` callable for ``xgboost.train``; see :class:`Objective`."""
     return Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
 
@@ -431,7 +509,7 @@ def _check_kwargs(kwargs):
 
 
 def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None,
-          early_stopping_rounds=None, maximize=None, hessian_scale=1.0, n_threads=1, X=None,
+          early_stopping_rounds=None, maximize=None, hessian_scale=1.0, n_threads=None, X=None,
           **kwargs):
     """``xgboost.train`` with a gbloss loss; the booster remembers the loss and its start.
 
@@ -616,7 +694,7 @@ def _global_target(client, dtrain, loss, num_class):
 
 
 def dask_train(client, params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None,
-               early_stopping_rounds=None, maximize=None, hessian_scale=1.0, n_threads=1,
+               early_stopping_rounds=None, maximize=None, hessian_scale=1.0, n_threads=None,
                **kwargs):
     """:func:`train` on a Dask cluster through ``xgboost.dask.train``.
 
