@@ -65,7 +65,8 @@ def run(argv=None):
     print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}"
           f" (threading layer {numba.config.THREADING_LAYER}, {numba.config.NUMBA_NUM_THREADS} "
           f"threads), xgboost {xgb.__version__}, gbloss {gbloss.__version__}, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; gbloss kernels in "
+          f"XGBoost's OpenMP runtime: {gbx.OPENMP_SHARED}")
     print(f"data: {args.rows} rows x {args.features} features; hist, depth {args.depth}, "
           f"{args.rounds} rounds; {args.repeat} interleaved repetitions")
 

@@ -29,6 +29,11 @@ import numpy as np
 
 import gbloss
 
+try:  # first, as a script would: before Numba starts its threads (gbloss.xgboost.OPENMP_SHARED)
+    import gbloss.xgboost
+except ImportError:
+    pass
+
 HERE = Path(__file__).resolve().parent
 QUICK = {
     "bench_kernels": ["--rows", "100000", "--softmax-rows", "10000", "--repeat", "3"],

@@ -40,6 +40,11 @@ Design decisions
   ``maximize`` unset stops correctly; :class:`Metric` also exposes ``maximize``, and
   :func:`train` passes it. The default metric, computed on raw margins, is switched off
   (``disable_default_eval_metric``).
+* **Threads.** On Linux, importing this module before Numba has started its threads makes
+  Numba run its parallel loops in the OpenMP runtime XGBoost's wheel bundles
+  (:data:`OPENMP_SHARED`); the objective then uses all threads, inside XGBoost's own thread
+  pool. Otherwise (Numba or the system libgomp came first, ``GBLOSS_SHARE_OPENMP=0``) it runs
+  serially, since a parallel kernel in a second runtime fights XGBoost's spinning threads.
 """
 
 import ctypes
