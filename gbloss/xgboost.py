@@ -119,18 +119,19 @@ def _share_openmp_runtime():
     when the check fails: a parallel Numba loop must start no thread of its own.
     ``GBLOSS_SHARE_OPENMP=0`` switches it off.
     """
-    if (os.environ.get("GBLOSS_SHARE_OPENMP", "1") == "0" or not sys.platform.startswith("linux")
-            or getattr(numba.np.ufunc.parallel, "_is_initialized", True)):
-        return False
-    with open("/proc/self/maps") as maps:
-        if any("/libgomp.so" in line for line in maps):
-            return False
-    path = _openmp_library_of(xgboost.core._LIB)
-    if path is None:
-        return False
-    runtime = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL | os.RTLD_NOLOAD)
     n = numba.config.NUMBA_NUM_THREADS
-    if n < 2:
+    if (os.environ.get("GBLOSS_SHARE_OPENMP", "1") == "0" or not sys.platform.startswith("linux")
+            or getattr(numba.np.ufunc.parallel, "_is_initialized", True) or n < 2):
+        return False
+    try:
+        with open("/proc/self/maps") as maps:
+            if any("/libgomp.so" in line for line in maps):
+                return False
+        path = _openmp_library_of(xgboost.core._LIB)
+        if path is None:
+            return False
+        runtime = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL | os.RTLD_NOLOAD)
+    except (OSError, AttributeError):  # no /proc, no dladdr: leave the runtimes apart
         return False
     # start the runtime's threads with one parallel region of its own
     region = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _: None)
