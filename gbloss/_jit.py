@@ -64,8 +64,8 @@ class Kernel:
     A call runs ``serial`` when the current Numba thread count is 1 (:func:`thread_limit`),
     ``parallel`` otherwise. Inside an engine's training loop the serial loop keeps Numba's
     OpenMP pool from spinning against the engine's own OpenMP threads (benchmarks/
-    bench_threads.py). The serial copy has its own qualified name, so its cache entry is its
-    own (numba #6845).
+    bench_threads.py) when the two runtimes differ (:data:`gbloss.xgboost.OPENMP_SHARED`).
+    The serial copy has its own qualified name, so its cache entry is its own (numba #6845).
     """
 
     def __init__(self, fn, **options):

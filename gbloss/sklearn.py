@@ -536,8 +536,9 @@ class FocalXGBClassifier(_XGBClassifier):
         XGBoost parameters as in ``xgboost.XGBClassifier``; None: the engine's default, or the
         gbloss default for focal-type losses (``min_child_weight=1e-3``, ``max_delta_step=1``).
         ``multi_strategy`` None is ``"multi_output_tree"`` for multi-label targets.
-        ``n_jobs`` is the engine's thread count; gbloss's gradient kernel runs serially on
-        the engine's calling thread (see :class:`gbloss.xgboost.Objective`).
+        ``n_jobs`` is the engine's thread count; gbloss's gradient kernel uses all threads
+        when it runs in XGBoost's OpenMP runtime (``gbloss.xgboost.OPENMP_SHARED``), else
+        runs serially on the engine's calling thread (see :class:`gbloss.xgboost.Objective`).
     feature_types : None or list of str
         One XGBoost feature type per column, ``"q"`` numeric or ``"c"`` categorical (integer
         category codes; NaN missing), as in ``xgboost.XGBClassifier``: categorical columns get

@@ -130,12 +130,12 @@ def _share_openmp_runtime():
         path = _openmp_library_of(xgboost.core._LIB)
         if path is None:
             return False
-        runtime = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL | os.RTLD_NOLOAD)
-    except (OSError, AttributeError):  # no /proc, no dladdr: leave the runtimes apart
+        start_region = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL | os.RTLD_NOLOAD).GOMP_parallel
+    except (OSError, AttributeError):  # no /proc, no dladdr, not libgomp: leave them apart
         return False
     # start the runtime's threads with one parallel region of its own
     region = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _: None)
-    runtime.GOMP_parallel(region, None, ctypes.c_uint(n), ctypes.c_uint(0))
+    start_region(region, None, ctypes.c_uint(n), ctypes.c_uint(0))
     before = _thread_count()
     numba.get_num_threads()  # starts Numba's threading layer, bound to the global runtime
     if numba.threading_layer() != "omp":
