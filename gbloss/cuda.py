@@ -21,20 +21,13 @@ outside ``debug=True``). This module imports numba-cuda; ``import gbloss`` never
 (nor CuPy): it is loaded only when asked for, by ``import gbloss.cuda`` or by
 ``gbloss.xgboost.train`` with ``device="cuda"`` and ``X=``.
 
-The one compatibility shim of the GPU path, :func:`_import_numba_cuda`: numba-cuda <= 0.30.4
-registers an overload for ``numpy.row_stack`` when its ``numba.cuda.np.arrayobj`` module is
-imported (at the first kernel compile), and NumPy 2.5 removed that alias, so the first compile
-fails with ``AttributeError: module 'numpy' has no attribute 'row_stack'``. Only when NumPy
-lacks the alias, gbloss defines it as ``numpy.vstack`` for the duration of that one import and
-removes it again (NumPy's namespace is left as it was). Remove the shim once numba-cuda guards
-the overload like numba 0.68 does (``if hasattr(np, "row_stack")``).
+numba-cuda is imported through :func:`gbloss.compat.import_numba_cuda` (a NumPy 2.5 shim).
 
 Arrays: inputs are NumPy arrays (copied to the device and back: for tests) or device arrays
 (anything with ``__cuda_array_interface__``: CuPy, numba, PyTorch). The device-resident XGBoost
 loop is :func:`train_xgboost`, reached through :func:`gbloss.xgboost.train`.
 """
 
-import importlib.util
 import math
 import types
 import warnings
@@ -42,6 +35,7 @@ import warnings
 import numpy as np
 
 from . import _kernels
+from .compat import import_numba_cuda
 from .losses import _HESSIAN_MODES, BINARY, MULTICLASS
 
 #: Threads per block of the row kernels (one row per thread, grid-stride).
@@ -61,25 +55,7 @@ class GPUUnavailableError(RuntimeError):
     """The GPU path was asked for but cannot run here; the message says what is missing."""
 
 
-def _import_numba_cuda():
-    """``numba.cuda``, with the NumPy 2.5 ``row_stack`` shim (module docstring) applied."""
-    if importlib.util.find_spec("numba_cuda") is None:  # numba's own, deprecated CUDA target
-        raise GPUUnavailableError("gbloss's GPU kernels need the numba-cuda package: "
-                                  "pip install 'numba-cuda>=0.30'")
-    from numba import cuda
-
-    missing = not hasattr(np, "row_stack")
-    if missing:
-        np.row_stack = np.vstack
-    try:
-        import numba.cuda.np.arrayobj  # noqa: F401  (registers the row_stack overload)
-    finally:
-        if missing:
-            del np.row_stack
-    return cuda
-
-
-cuda = _import_numba_cuda()
+cuda = import_numba_cuda(GPUUnavailableError)
 #: True under numba-cuda's CPU simulator (``NUMBA_ENABLE_CUDASIM=1`` when numba.cuda was
 #: first imported).
 SIMULATOR = cuda.jit.__module__.startswith("numba.cuda.simulator")

@@ -68,18 +68,10 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from . import _metrics
 from .calibration import calibrated_proba
+from .compat import validate_data
 from .losses import BINARY, MULTICLASS, MULTILABEL, AsymmetricLoss, CrossEntropyLoss, FocalLoss
 from .losses import Loss as _Loss
 from .weights import class_balanced_weights, inverse_frequency_weights
-
-try:
-    from sklearn.utils.validation import validate_data
-except ImportError:  # scikit-learn < 1.6; remove when gbloss requires >= 1.6
-
-    def validate_data(estimator, /, X="no_validation", y="no_validation", **kwargs):
-        kwargs["force_all_finite"] = kwargs.pop("ensure_all_finite", True)
-        return estimator._validate_data(X, y, **kwargs)
-
 
 __all__ = [
     "FocalLGBMClassifier",
