@@ -1,5 +1,5 @@
-"""gbloss: class-imbalance losses (focal, asymmetric, logit-adjusted, class-balanced) as
-verified, Numba-compiled training objectives for XGBoost and LightGBM."""
+"""gbloss: class-imbalance losses (focal, asymmetric, logit-adjusted, Poly-1, LDAM,
+class-balanced) as verified, Numba-compiled training objectives for XGBoost and LightGBM."""
 
 from . import calibration
 from .losses import (
@@ -7,8 +7,10 @@ from .losses import (
     CrossEntropyLoss,
     FocalLoss,
     LabelStats,
+    LDAMLoss,
     LogitAdjustedLoss,
     Loss,
+    PolyLoss,
     class_frequencies,
     loss_from_dict,
     register,
@@ -22,9 +24,11 @@ __all__ = [
     "calibration",
     "CrossEntropyLoss",
     "FocalLoss",
+    "LDAMLoss",
     "LogitAdjustedLoss",
     "LabelStats",
     "Loss",
+    "PolyLoss",
     "class_balanced_weights",
     "class_frequencies",
     "effective_number_weights",

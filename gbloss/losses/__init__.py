@@ -21,12 +21,16 @@ from ._base import (
 from .asymmetric import AsymmetricLoss
 from .cross_entropy import CrossEntropyLoss
 from .focal import FocalLoss
+from .ldam import LDAMLoss
 from .logit_adjusted import LogitAdjustedLoss, class_frequencies
+from .poly import PolyLoss
 
 register(FocalLoss)
 register(CrossEntropyLoss)
 register(AsymmetricLoss)
 register(LogitAdjustedLoss)
+register(PolyLoss)
+register(LDAMLoss)
 
 __all__ = [
     "BINARY",
@@ -37,9 +41,11 @@ __all__ = [
     "AsymmetricLoss",
     "CrossEntropyLoss",
     "FocalLoss",
+    "LDAMLoss",
     "LabelStats",
     "LogitAdjustedLoss",
     "Loss",
+    "PolyLoss",
     "by_key",
     "class_frequencies",
     "loss_from_dict",

@@ -25,6 +25,24 @@ the loop chains them through the softmax (``docs/derivations.md`` section 3)::
     g_c = f1        g_k = -f1 r_k           r_k = softmax over the classes k != c
     h_cc = f2       h_kk = r_k^2 f2 - f1 r_k (1 - r_k)          (+ floor on every class)
 
+Softmax link with soft targets (label smoothing). A loss opts in by filling these slots
+instead of the two above (a loss fills one softmax template); its loss is a target-weighted sum
+of per-class terms, each at its class's one-vs-rest margin ``u_k = z_k - logsumexp_{j != k} z_j``
+(no shift)::
+
+    softmax_target(k, c, theta) -> T_k          (the weight of class k's term for label c)
+    softmax_core(u, k, theta, mode)             (class k's term, the slot above with c = k)
+
+    L = sum_k T_k l_k(u_k)
+    g_j  = T_j f1_j - sum_{k != j} T_k f1_k r_kj              r_kj = p_j / (1 - p_k)
+    h_jj = T_j f2_j + sum_{k != j} T_k (r_kj^2 f2_k - f1_k r_kj (1 - r_kj)) + sum_k T_k floor_k
+
+The loop is linear in K: with ``e_j = exp(z_j - z_top)`` (``top`` the row's argmax), every term
+but the top class's has ``r_kj = e_j / d_k``, ``d_k = 1 + sum_{i != k, top} e_i``, so the sums
+over ``k != j`` are totals over all ``k`` less the own term (a rounding error of the size of the
+own term, which the sum holds anyway). The top class's term takes its ``r`` from the second
+largest score, as the hard-label loop does (``docs/derivations.md`` section 11.3).
+
 ``theta`` is the loss's kernel parameter tuple (:meth:`gbloss.Loss.kernel_params`). Sample
 weights multiply everything in the loops.
 
@@ -48,7 +66,7 @@ from numba import prange
 from numba.core.dispatcher import Dispatcher
 
 from .. import _jit
-from .._jit import kernel
+from .._jit import kernel, scalar
 from .primitives import HESS_EXACT
 
 # ------------------------------------------------------------------------------------------------
@@ -70,8 +88,14 @@ def softmax_core(t, c, theta, mode):
     raise NotImplementedError("softmax_core is bound per loss by loops_for")
 
 
+def softmax_target(k, c, theta):
+    """Slot: the weight of class ``k``'s term when the label is ``c`` (soft targets)."""
+    raise NotImplementedError("softmax_target is bound per loss by loops_for")
+
+
 SIGMOID_SLOTS = ("sigmoid_element",)
 SOFTMAX_SLOTS = ("softmax_shift", "softmax_core")
+SOFT_SOFTMAX_SLOTS = ("softmax_target", "softmax_core")
 
 # ------------------------------------------------------------------------------------------------
 # Templates. ``raw`` is (n, K) in C or F order (binary is viewed as (n, 1)); outputs have raw's
@@ -200,8 +224,147 @@ def softmax_loss(y, raw, weight, theta, out):
     return nonfinite, bad_labels
 
 
+@scalar
+def _top_two(raw, i, n_class):
+    """The row's argmax and the argmax of the other classes."""
+    top = 0
+    for k in range(1, n_class):
+        if raw[i, k] > raw[i, top]:
+            top = k
+    second = 1 if top == 0 else 0
+    for k in range(n_class):
+        if k != top and raw[i, k] > raw[i, second]:
+            second = k
+    return top, second
+
+
+def soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
+    """Soft targets (module docstring). ``grad[i, j]`` holds ``exp(z_j - z_top)`` and
+    ``hess[i, j]`` ``exp(z_j - z_second)`` as scratch until the sums over the classes are
+    known; each term but the top class's is evaluated twice (for the sums, then for its own
+    class), which keeps the loop linear in K without a scratch array."""
+    n, n_class = raw.shape
+    weighted = weight.shape[0] > 0
+    nonfinite = 0
+    bad_labels = 0
+    for i in prange(n):
+        label = y[i]
+        if label >= 0 and label < n_class:
+            c = int(label)
+            row_bad = 0
+            for k in range(n_class):
+                row_bad += 0 if abs(np.float64(raw[i, k])) < np.inf else 1
+            top, second = _top_two(raw, i, n_class)
+            z_top = np.float64(raw[i, top])
+            z_second = np.float64(raw[i, second])
+            others = 0.0  # sum of e_j over j != top
+            rest_top = 0.0  # sum of exp(z_j - z_second) over j != top, second
+            for k in range(n_class):
+                if k != top:
+                    e = np.exp(np.float64(raw[i, k]) - z_top)
+                    grad[i, k] = e
+                    others += e
+                    e2 = np.exp(np.float64(raw[i, k]) - z_second)
+                    hess[i, k] = e2
+                    if k != second:
+                        rest_top += e2
+            t_top = softmax_target(top, c, theta)
+            _, f1_top, f2_top, floor = softmax_core((z_top - z_second) - np.log1p(rest_top),
+                                                    top, theta, mode)
+            sum_a = 0.0  # sum over k != top of T_k f1_k / d_k
+            sum_b = 0.0  # sum over k != top of T_k (f2_k + f1_k) / d_k^2
+            h_top = t_top * f2_top
+            floors = t_top * floor
+            for k in range(n_class):
+                if k != top:
+                    rest = others - grad[i, k]
+                    d = 1.0 + rest
+                    t_k = softmax_target(k, c, theta)
+                    _, f1, f2, floor = softmax_core(
+                        (np.float64(raw[i, k]) - z_top) - np.log1p(rest), k, theta, mode)
+                    sum_a += t_k * f1 / d
+                    sum_b += t_k * (f2 + f1) / (d * d)
+                    h_top += t_k * (f2 - f1 * rest) / (d * d)
+                    floors += t_k * floor
+            w = weight[i] if weighted else 1.0
+            total_top = 1.0 + rest_top
+            for j in range(n_class):
+                if j != top:
+                    e = grad[i, j]
+                    rest = others - e
+                    d = 1.0 + rest
+                    t_j = softmax_target(j, c, theta)
+                    _, f1, f2, _ = softmax_core(
+                        (np.float64(raw[i, j]) - z_top) - np.log1p(rest), j, theta, mode)
+                    rest_a = sum_a - t_j * f1 / d
+                    rest_b = sum_b - t_j * (f2 + f1) / (d * d)
+                    r = hess[i, j] / total_top  # r of the top class's term
+                    one_minus_r = rest_top / total_top if j == second else 1.0 - r
+                    grad[i, j] = w * (t_j * f1 - e * rest_a - t_top * f1_top * r)
+                    hess[i, j] = w * (t_j * f2 + e * e * rest_b - e * rest_a
+                                      + t_top * (r * r * f2_top - f1_top * r * one_minus_r)
+                                      + floors)
+            grad[i, top] = w * (t_top * f1_top - sum_a)
+            hess[i, top] = w * (h_top + floors)
+            nonfinite += row_bad
+        else:
+            bad_labels += 1
+            for k in range(n_class):
+                grad[i, k] = np.nan
+                hess[i, k] = np.nan
+    return nonfinite, bad_labels
+
+
+def soft_softmax_loss(y, raw, weight, theta, out):
+    """Per-row loss values with soft targets, ``out`` (n,)."""
+    n, n_class = raw.shape
+    weighted = weight.shape[0] > 0
+    nonfinite = 0
+    bad_labels = 0
+    for i in prange(n):
+        label = y[i]
+        if label >= 0 and label < n_class:
+            c = int(label)
+            row_bad = 0
+            for k in range(n_class):
+                row_bad += 0 if abs(np.float64(raw[i, k])) < np.inf else 1
+            top, second = _top_two(raw, i, n_class)
+            z_top = np.float64(raw[i, top])
+            z_second = np.float64(raw[i, second])
+            others = 0.0
+            rest_top = 0.0
+            for k in range(n_class):
+                if k != top:
+                    others += np.exp(np.float64(raw[i, k]) - z_top)
+                    if k != second:
+                        rest_top += np.exp(np.float64(raw[i, k]) - z_second)
+            value, _, _, _ = softmax_core((z_top - z_second) - np.log1p(rest_top), top, theta,
+                                          HESS_EXACT)
+            loss = softmax_target(top, c, theta) * value
+            for k in range(n_class):
+                if k != top:
+                    zk = np.float64(raw[i, k])
+                    rest = others - np.exp(zk - z_top)
+                    value, _, _, _ = softmax_core((zk - z_top) - np.log1p(rest), k, theta,
+                                                  HESS_EXACT)
+                    loss += softmax_target(k, c, theta) * value
+            out[i] = loss * (weight[i] if weighted else 1.0)
+            nonfinite += row_bad
+        else:
+            bad_labels += 1
+            out[i] = np.nan
+    return nonfinite, bad_labels
+
+
+# The soft-target loops fill the softmax roles: a loss's Loops (and gbloss.cuda's DeviceLoops)
+# name each loop after its template's __name__, whichever softmax template the loss fills.
+soft_softmax_gradient_hessian.__name__ = softmax_gradient_hessian.__name__
+soft_softmax_loss.__name__ = softmax_loss.__name__
+
 TEMPLATES = {"sigmoid": ((sigmoid_gradient_hessian, sigmoid_loss), SIGMOID_SLOTS),
-             "softmax": ((softmax_gradient_hessian, softmax_loss), SOFTMAX_SLOTS)}
+             "softmax": ((softmax_gradient_hessian, softmax_loss), SOFTMAX_SLOTS),
+             "soft_softmax": ((soft_softmax_gradient_hessian, soft_softmax_loss),
+                              SOFT_SOFTMAX_SLOTS)}
 
 # ------------------------------------------------------------------------------------------------
 # Instantiation
@@ -260,11 +423,15 @@ def compile_loop(template, bindings=None, **options):
 
 class Loops:
     """The compiled loops of one loss: attributes ``sigmoid_gradient_hessian``, ``sigmoid_loss``
-    (sigmoid link) and ``softmax_gradient_hessian``, ``softmax_loss`` (softmax link), each
-    present when the loss fills that link's slots; ``bindings`` are the slot functions."""
+    (sigmoid link) and ``softmax_gradient_hessian``, ``softmax_loss`` (softmax link, hard-label
+    or soft-target template), each present when the loss fills that template's slots;
+    ``bindings`` are the slot functions."""
 
     def __init__(self, bindings):
         self.bindings = dict(bindings)
+        if all(s in self.bindings for s in SOFTMAX_SLOTS + SOFT_SOFTMAX_SLOTS):
+            raise ValueError("a loss fills the slots of one softmax template: softmax_shift "
+                             "(hard labels) or softmax_target (soft targets), not both")
         for templates, slots in TEMPLATES.values():
             if all(s in self.bindings for s in slots):
                 used = {s: self.bindings[s] for s in slots}

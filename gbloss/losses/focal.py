@@ -1,6 +1,8 @@
-"""Focal loss (Lin et al. 2017): binary, softmax multiclass and per-label multi-label.
+"""Focal loss (Lin et al. 2017): binary, softmax multiclass and per-label multi-label, with
+optional label smoothing.
 
-Derivations: ``docs/derivations.md`` sections 2 (binary), 3 (softmax), 8 (Hessian policy).
+Derivations: ``docs/derivations.md`` sections 2 (binary), 3 (softmax), 8 (Hessian policy),
+11.3 (label smoothing).
 """
 
 import numpy as np
@@ -31,10 +33,17 @@ from .primitives import (
 
 
 @scalar
+def smoothed_label(y, smoothing):
+    """The binary soft label ``y (1 - eps) + eps / 2`` (``y`` itself at ``eps = 0``)."""
+    return y * (1.0 - smoothing) + 0.5 * smoothing
+
+
+@scalar
 def sigmoid_element(y, z, k, theta, mode):
-    """``y alpha_k f(z) + (1 - y)(1 - alpha_k) f(-z)``; ``theta = (a_pos, a_neg, gamma)``."""
-    a_pos, a_neg, gamma = theta
-    return focal_mixture(y, z, a_pos[k], a_neg[k], gamma, mode)
+    """``y' alpha_k f(z) + (1 - y')(1 - alpha_k) f(-z)``, ``y'`` the smoothed label;
+    ``theta = (a_pos, a_neg, eps, gamma)``."""
+    a_pos, a_neg, smoothing, gamma = theta
+    return focal_mixture(smoothed_label(y, smoothing), z, a_pos[k], a_neg[k], gamma, mode)
 
 
 @scalar
@@ -44,10 +53,31 @@ def softmax_shift(k, c, theta):
 
 
 @scalar
+def softmax_target(k, c, theta):
+    """The smoothed target ``(1 - eps) [k == c] + eps / K``; ``theta = (alpha, eps, ...)``."""
+    alpha = theta[0]
+    smoothing = theta[1]
+    return smoothing / alpha.shape[0] + (1.0 - smoothing if k == c else 0.0)
+
+
+@scalar
 def softmax_core(t, c, theta, mode):
-    """``alpha_c f(t)`` at the true class's one-vs-rest margin; ``theta = (alpha, gamma)``."""
-    alpha, gamma = theta
+    """``alpha_c f(t)`` at class ``c``'s one-vs-rest margin; ``theta = (alpha, eps, gamma)``."""
+    alpha, _, gamma = theta
     return focal_softmax_core(t, alpha[c], gamma, mode)
+
+
+class ScalarsBySmoothing:
+    """The ``scalars`` of a loss with a ``label_smoothing`` parameter: the hard-label slots on
+    the class (what :func:`gbloss.losses.register` checks) and on a loss without smoothing;
+    the soft-target softmax slots (:mod:`gbloss.losses._loops`) on a loss with smoothing."""
+
+    def __init__(self, hard, smoothed):
+        self.hard = hard
+        self.smoothed = smoothed
+
+    def __get__(self, loss, cls=None):
+        return self.smoothed if loss is not None and loss.label_smoothing else self.hard
 
 
 @inlined_scalar
@@ -105,11 +135,18 @@ class FocalLoss(Loss):
     Loss, gradient, Hessian: the focal core ``f(t) = -q^g log p`` at the correct-class margin
     ``t`` (:mod:`gbloss.losses.primitives`; derivations sections 2-3); soft labels through the
     mixture ``y alpha f(z) + (1 - y)(1 - alpha) f(-z)``.
+    Label smoothing (section 11.3, as Keras ``CategoricalFocalCrossentropy``): multiclass
+    targets ``t = (1 - eps) onehot(y) + eps / K`` and ``L = -sum_k alpha_k t_k (1 - p_k)^gamma
+    log p_k``; binary and per label the soft label ``y' = y (1 - eps) + eps / 2`` in the mixture.
     Hessian: the exact one is negative for badly misclassified rows (``t < t*(gamma)``,
     t* = -2.79 at gamma=2, section 2.6); ``"psd"`` uses ``max(f'', (2g+1) p q^(g+1))``.
     Calibration: the stationarity map of :mod:`gbloss.calibration`; proper at gamma=0 without
-    class weights.
-    Reduces to: cross-entropy at ``gamma=0``.
+    class weights or smoothing. With smoothing the population minimiser is the unsmoothed
+    loss's minimiser for the expected target ``(1 - eps) eta + eps / K`` (the loss is linear
+    in the target), so the calibrated ``eta`` is the unsmoothed map less the smoothing,
+    ``(map - eps / K) / (1 - eps)``, clipped at 0 (multiclass: renormalised); K = 2 for
+    binary and per label.
+    Reduces to: cross-entropy at ``gamma=0``; the unsmoothed loss at ``label_smoothing=0``.
 
     Parameters
     ----------
@@ -119,24 +156,31 @@ class FocalLoss(Loss):
         Binary and multi-label: weight of the positive class (``1 - alpha`` for negatives), a
         scalar or one per label; the paper uses 0.25 with gamma=2. Multiclass: one weight per
         class, ``alpha_y``. ``None``: unweighted (note ``alpha=0.5`` is half the unweighted loss).
+    label_smoothing : float in [0, 1)
+        ``eps`` above; 0 (default) trains on the labels themselves.
     hessian : {"psd", "exact", "gn"}
         See :class:`gbloss.Loss`.
     """
 
     tasks = (BINARY, MULTICLASS, "multilabel")
-    parameters = ("gamma", "alpha")
-    scalars = {"sigmoid_element": sigmoid_element, "softmax_shift": softmax_shift,
-               "softmax_core": softmax_core}
+    parameters = ("gamma", "alpha", "label_smoothing")
+    scalars = ScalarsBySmoothing(
+        {"sigmoid_element": sigmoid_element, "softmax_shift": softmax_shift,
+         "softmax_core": softmax_core},
+        {"sigmoid_element": sigmoid_element, "softmax_target": softmax_target,
+         "softmax_core": softmax_core})
     key = "focal"
     description = "focal loss"
     grid = {"gamma": (1.0, 2.0), "alpha": (None, 0.25)}
     fixed = {"gamma": 2.0, "alpha": None}
     compare_select = "pr_auc"
 
-    def __init__(self, gamma=2.0, alpha=None, *, hessian="psd"):
+    def __init__(self, gamma=2.0, alpha=None, *, label_smoothing=0.0, hessian="psd"):
         super().__init__(hessian=hessian)
         self.gamma = check_real("gamma", gamma, low=0.0)
         self.alpha = check_unit_weights("alpha", alpha)
+        self.label_smoothing = check_real("label_smoothing", label_smoothing, low=0.0, high=1.0,
+                                          high_open=True)
 
     def _class_alpha(self, n_class):
         if self.alpha is None:
@@ -146,17 +190,28 @@ class FocalLoss(Loss):
                              f"({n_class} values), got the scalar {self.alpha!r}")
         return per_output(self.alpha, n_class, "alpha")
 
+    def _core_params(self):
+        """The parameters of the loss's scalar core, after the weights and the smoothing in
+        ``theta``."""
+        return (self.gamma,)
+
+    def _is_cross_entropy(self):
+        """Whether the per-class term is cross-entropy (up to its class weight)."""
+        return self.gamma == 0.0
+
     def kernel_params(self, task, n_out):
         if task == MULTICLASS:
-            return self._class_alpha(n_out), self.gamma
+            return self._class_alpha(n_out), self.label_smoothing, *self._core_params()
         if self.alpha is None:
-            return np.ones(n_out), np.ones(n_out), self.gamma
-        alpha = per_output(self.alpha, n_out, "alpha")
-        return alpha, 1.0 - alpha, self.gamma
+            a_pos = a_neg = np.ones(n_out)
+        else:
+            a_pos = per_output(self.alpha, n_out, "alpha")
+            a_neg = 1.0 - a_pos
+        return a_pos, a_neg, self.label_smoothing, *self._core_params()
 
     def _gradient_hessian(self, task, y, raw, weight, theta, mode, grad, hess):
-        if task == BINARY:
-            a_pos, a_neg, gamma = theta
+        if task == BINARY and not self.label_smoothing:
+            a_pos, a_neg, _, gamma = theta
             soft_rows, nonfinite = _binary_loop(y, raw, weight, a_pos[0], a_neg[0], gamma, mode,
                                                 grad, hess)
             if soft_rows == 0 or nonfinite:
@@ -164,17 +219,22 @@ class FocalLoss(Loss):
         return super()._gradient_hessian(task, y, raw, weight, theta, mode, grad, hess)
 
     def _softmax_start_guess(self, masses):
-        """Cross-entropy's optimum ``softmax(b) = alpha mass / sum``: exact at gamma=0."""
-        weighted = masses * self._class_alpha(masses.size)
-        return np.log(np.maximum(weighted, 1e-300)), self.gamma == 0.0
+        """Cross-entropy's optimum ``softmax(b) ~ alpha_k T_k`` with ``T_k`` the class's total
+        target mass (with smoothing ``(1 - eps) mass_k + eps total / K``): exact when the
+        per-class term is cross-entropy."""
+        eps = self.label_smoothing
+        targets = (1.0 - eps) * masses + eps * masses.sum() / masses.size
+        weighted = targets * self._class_alpha(masses.size)
+        return np.log(np.maximum(weighted, 1e-300)), self._is_cross_entropy()
 
     def _small_hessian(self):
         return self.gamma > 0
 
     def is_proper(self, task):
-        """Cross-entropy whose class weights cancel: ``gamma=0`` and ``alpha`` None, or equal
-        for all classes (multiclass), or 0.5 everywhere (binary, multi-label)."""
-        if self.gamma != 0:
+        """Cross-entropy whose class weights cancel, without smoothing: ``gamma=0`` and
+        ``alpha`` None, or equal for all classes (multiclass), or 0.5 everywhere (binary,
+        multi-label)."""
+        if not self._is_cross_entropy() or self.label_smoothing:
             return False
         if self.alpha is None:
             return True
@@ -183,29 +243,44 @@ class FocalLoss(Loss):
             return bool(np.ptp(alpha) == 0)
         return bool(np.all(alpha == 0.5))
 
+    def _without_smoothing(self, eta, n_class):
+        """P(y | x) from the calibrated target ``(1 - eps) eta + eps / K`` (class docstring)."""
+        eps = self.label_smoothing
+        if not eps:
+            return eta
+        eta = np.clip((eta - eps / n_class) / (1.0 - eps), 0.0, 1.0)
+        return eta / eta.sum(axis=1, keepdims=True) if n_class > 2 else eta
+
     def _calibrated_sigmoid(self, raw, task):
         if self.alpha is not None and np.any(np.isin(self.alpha, (0.0, 1.0))):
             raise ValueError(f"alpha must lie in (0, 1) for calibrated probabilities, got "
                              f"{self.alpha!r}: a class with weight 0 leaves P(y | x) "
                              "unidentified")
-        return super()._calibrated_sigmoid(raw, task)
+        if not self.label_smoothing:
+            return super()._calibrated_sigmoid(raw, task)
+        hard = type(self)(**{**self.get_params(), "label_smoothing": 0.0})
+        return self._without_smoothing(hard._calibrated_sigmoid(raw, task), 2)
+
+    def _log_psi(self, t):
+        """``log psi(t) = log(p q / |f'(t)|)`` at one-vs-rest margins ``t``
+        (:mod:`gbloss.calibration`): ``psi = p q^(1-g) / (q + g p log(1/p))``."""
+        log_p = -np.logaddexp(0.0, -t)
+        log_q = -np.logaddexp(0.0, t)
+        gamma = self.gamma
+        # both terms of the sum are >= 0
+        return log_p + (1.0 - gamma) * log_q - np.log(np.exp(log_q)
+                                                      - gamma * np.exp(log_p) * log_p)
 
     def _calibrated_softmax(self, raw):
-        """``eta_k ~ psi(t_k) / alpha_k`` with ``psi(t) = p q^(1-g) / (q + g p log(1/p))`` at
-        the one-vs-rest margins (:mod:`gbloss.calibration`), in log space."""
+        """``eta_k ~ psi(t_k) / alpha_k`` at the one-vs-rest margins, in log space, less the
+        smoothing."""
         alpha = self._class_alpha(raw.shape[1])
         if np.any(alpha <= 0):
             raise ValueError(f"alpha must be > 0 for calibrated probabilities, got "
                              f"{self.alpha!r}: a class with weight 0 leaves P(y | x) "
                              "unidentified")
-        t = one_vs_rest_margins(raw)
-        log_p = -np.logaddexp(0.0, -t)
-        log_q = -np.logaddexp(0.0, t)
-        gamma = self.gamma
-        # log psi(t) = log p + (1 - g) log q - log(q + g p log(1/p)); both terms of the sum >= 0
-        log_psi = log_p + (1.0 - gamma) * log_q - np.log(np.exp(log_q)
-                                                         - gamma * np.exp(log_p) * log_p)
-        return special.softmax(log_psi - np.log(alpha), axis=1)
+        eta = special.softmax(self._log_psi(one_vs_rest_margins(raw)) - np.log(alpha), axis=1)
+        return self._without_smoothing(eta, raw.shape[1])
 
     @classmethod
     def compare_grid(cls, task):
