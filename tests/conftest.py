@@ -59,6 +59,16 @@ def priors_for(n_out):
     return p / p.sum()
 
 
+def counts_for(n_out):
+    """Long-tailed class counts for max(n_out, 2) classes: 1000 / (1, 4, 9, ...)."""
+    return 1000.0 / np.arange(1.0, max(n_out, 2) + 1.0) ** 2
+
+
+#: (epsilon, gamma) of the Poly-1 registry entries: epsilon = -1 (the leading orders cancel),
+#: 1 and 2 (a negative exact Hessian at gamma = 0), on cross-entropy and on focal loss.
+POLY = ((-1.0, 0.0), (1.0, 0.0), (2.0, 0.0), (-1.0, 2.0), (1.0, 0.5), (2.0, 3.7))
+
+
 def _registry():
     cases = []
     for g in GAMMAS:
@@ -92,6 +102,31 @@ def _registry():
     cases.append(Case("la-tau1-posthoc",
                       lambda k: gbloss.LogitAdjustedLoss(1.0, priors_for(k), posthoc=True),
                       (BINARY, MULTICLASS)))
+    for eps, g in POLY:
+        cases.append(Case(f"poly-e{eps}-g{g}", lambda k, eps=eps, g=g: gbloss.PolyLoss(eps, g),
+                          (BINARY, MULTICLASS, MULTILABEL)))
+    cases += [
+        Case("poly-e1.0-g2.0-a.25", lambda k: gbloss.PolyLoss(1.0, 2.0, 0.25),
+             (BINARY, MULTILABEL)),
+        Case("poly-e-0.5-g0.5-aK", lambda k: gbloss.PolyLoss(-0.5, 0.5, per_class_alpha(k)),
+             (MULTICLASS, MULTILABEL)),
+        Case("ce-ls0.1", lambda k: gbloss.CrossEntropyLoss(label_smoothing=0.1),
+             (BINARY, MULTICLASS, MULTILABEL)),
+        Case("focal-g2.0-ls0.2", lambda k: gbloss.FocalLoss(2.0, label_smoothing=0.2),
+             (BINARY, MULTICLASS, MULTILABEL)),
+        Case("focal-g0.5-aK-ls0.1",
+             lambda k: gbloss.FocalLoss(0.5, per_class_alpha(k), label_smoothing=0.1),
+             (MULTICLASS, MULTILABEL)),
+        Case("poly-e1.0-g0.0-ls0.1", lambda k: gbloss.PolyLoss(1.0, label_smoothing=0.1),
+             (BINARY, MULTICLASS, MULTILABEL)),
+        Case("poly-e-1.0-g2.0-aK-ls0.3",
+             lambda k: gbloss.PolyLoss(-1.0, 2.0, per_class_alpha(k), label_smoothing=0.3),
+             (MULTICLASS, MULTILABEL)),
+    ]
+    for margin in (0.5, 2.0):
+        cases.append(Case(f"ldam-m{margin}",
+                          lambda k, m=margin: gbloss.LDAMLoss(m, counts_for(k)),
+                          (BINARY, MULTICLASS)))
     return cases
 
 

@@ -239,10 +239,10 @@ def _top_two(raw, i, n_class):
 
 
 def soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
-    """Soft targets (module docstring). ``grad[i, j]`` holds ``exp(z_j - z_top)`` and
-    ``hess[i, j]`` ``exp(z_j - z_second)`` as scratch until the sums over the classes are
-    known; each term but the top class's is evaluated twice (for the sums, then for its own
-    class), which keeps the loop linear in K without a scratch array."""
+    """Soft targets (module docstring): one pass for the row's sums of exponentials, one for
+    the sums over the terms, one for the outputs, recomputing the exponentials and each term
+    but the top class's instead of keeping them (``grad`` and ``hess`` may be float32, too
+    coarse for intermediate values)."""
     n, n_class = raw.shape
     weighted = weight.shape[0] > 0
     nonfinite = 0
@@ -257,17 +257,13 @@ def soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
             top, second = _top_two(raw, i, n_class)
             z_top = np.float64(raw[i, top])
             z_second = np.float64(raw[i, second])
-            others = 0.0  # sum of e_j over j != top
+            others = 0.0  # sum of exp(z_j - z_top) over j != top
             rest_top = 0.0  # sum of exp(z_j - z_second) over j != top, second
             for k in range(n_class):
                 if k != top:
-                    e = np.exp(np.float64(raw[i, k]) - z_top)
-                    grad[i, k] = e
-                    others += e
-                    e2 = np.exp(np.float64(raw[i, k]) - z_second)
-                    hess[i, k] = e2
+                    others += np.exp(np.float64(raw[i, k]) - z_top)
                     if k != second:
-                        rest_top += e2
+                        rest_top += np.exp(np.float64(raw[i, k]) - z_second)
             t_top = softmax_target(top, c, theta)
             _, f1_top, f2_top, floor = softmax_core((z_top - z_second) - np.log1p(rest_top),
                                                     top, theta, mode)
@@ -277,11 +273,11 @@ def soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
             floors = t_top * floor
             for k in range(n_class):
                 if k != top:
-                    rest = others - grad[i, k]
+                    zk = np.float64(raw[i, k])
+                    rest = others - np.exp(zk - z_top)
                     d = 1.0 + rest
                     t_k = softmax_target(k, c, theta)
-                    _, f1, f2, floor = softmax_core(
-                        (np.float64(raw[i, k]) - z_top) - np.log1p(rest), k, theta, mode)
+                    _, f1, f2, floor = softmax_core((zk - z_top) - np.log1p(rest), k, theta, mode)
                     sum_a += t_k * f1 / d
                     sum_b += t_k * (f2 + f1) / (d * d)
                     h_top += t_k * (f2 - f1 * rest) / (d * d)
@@ -290,15 +286,15 @@ def soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
             total_top = 1.0 + rest_top
             for j in range(n_class):
                 if j != top:
-                    e = grad[i, j]
+                    zj = np.float64(raw[i, j])
+                    e = np.exp(zj - z_top)
                     rest = others - e
                     d = 1.0 + rest
                     t_j = softmax_target(j, c, theta)
-                    _, f1, f2, _ = softmax_core(
-                        (np.float64(raw[i, j]) - z_top) - np.log1p(rest), j, theta, mode)
+                    _, f1, f2, _ = softmax_core((zj - z_top) - np.log1p(rest), j, theta, mode)
                     rest_a = sum_a - t_j * f1 / d
                     rest_b = sum_b - t_j * (f2 + f1) / (d * d)
-                    r = hess[i, j] / total_top  # r of the top class's term
+                    r = np.exp(zj - z_second) / total_top  # r of the top class's term
                     one_minus_r = rest_top / total_top if j == second else 1.0 - r
                     grad[i, j] = w * (t_j * f1 - e * rest_a - t_top * f1_top * r)
                     hess[i, j] = w * (t_j * f2 + e * e * rest_b - e * rest_a
