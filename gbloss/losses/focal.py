@@ -243,13 +243,15 @@ class FocalLoss(Loss):
             return bool(np.ptp(alpha) == 0)
         return bool(np.all(alpha == 0.5))
 
-    def _without_smoothing(self, eta, n_class):
-        """P(y | x) from the calibrated target ``(1 - eps) eta + eps / K`` (class docstring)."""
+    def _without_smoothing(self, target, n_class):
+        """P(y | x) from the calibrated target ``(1 - eps) eta + eps / K`` (class docstring):
+        clipped at 0, then renormalised (softmax rows) or capped at 1 (one sigmoid output, the
+        same for its two classes)."""
         eps = self.label_smoothing
         if not eps:
-            return eta
-        eta = np.clip((eta - eps / n_class) / (1.0 - eps), 0.0, 1.0)
-        return eta / eta.sum(axis=1, keepdims=True) if n_class > 2 else eta
+            return target
+        eta = np.maximum((target - eps / n_class) / (1.0 - eps), 0.0)
+        return eta / eta.sum(axis=1, keepdims=True) if n_class > 2 else np.minimum(eta, 1.0)
 
     def _calibrated_sigmoid(self, raw, task):
         if self.alpha is not None and np.any(np.isin(self.alpha, (0.0, 1.0))):
