@@ -82,6 +82,9 @@ class LDAMLoss(Loss):
     Hessian: cross-entropy's at the shifted scores, exact and positive; ``"psd"`` only adds the
     1e-16 floor and ``"gn"`` is the exact Hessian.
     Start: the constant minimising the shifted loss (not the log class frequencies).
+    Decision: at the population optimum LDAM moves the boundary between two classes by at most a
+    factor 2 in their odds, for any margins (section 11.2); logit adjustment moves it by the
+    prior ratio. With boosted trees expect small changes to the balanced error.
     Reduces to: cross-entropy at ``max_margin=0``.
 
     Parameters
@@ -90,10 +93,10 @@ class LDAMLoss(Loss):
         The rarest class's margin, in raw-score units (the paper tunes it so that the largest
         margin is 0.5 on normalised logits).
     counts : None or sequence of K class sizes (K=2 for binary: ``(n_0, n_1)``)
-        ``None``: the weighted class masses of the training labels (sample weights count),
-        fixed by :meth:`prepare` (``loss = loss.prepare(y_train)``; the gbloss engines,
-        estimators and Dask paths do it). Given: kept as a read-only copy; values >= 0, at least
-        one positive.
+        ``None``: the weighted class masses of the training labels (sample weights count, so
+        balancing class weights make every margin ``max_margin``), fixed by :meth:`prepare`
+        (``loss = loss.prepare(y_train)``; the gbloss engines, estimators and Dask paths do it).
+        Given: kept as a read-only copy; values >= 0, at least one positive.
     hessian : {"exact", "psd", "gn"}
         See :class:`gbloss.Loss`; all three are the exact (positive) Hessian here, "psd" with
         the floor.
