@@ -225,17 +225,31 @@ def softmax_loss(y, raw, weight, theta, out):
 
 
 @scalar
-def _top_two(raw, i, n_class):
-    """The row's argmax and the argmax of the other classes."""
+def _soft_row(raw, i, n_class):
+    """What every term of row ``i`` needs: its argmax ``top`` and the largest other class
+    ``second``, their scores, ``others = sum_{j != top} exp(z_j - z_top)``,
+    ``rest_top = sum_{j != top, second} exp(z_j - z_second)``, and the count of non-finite
+    scores."""
     top = 0
-    for k in range(1, n_class):
+    nonfinite = 0
+    for k in range(n_class):
+        nonfinite += 0 if abs(np.float64(raw[i, k])) < np.inf else 1
         if raw[i, k] > raw[i, top]:
             top = k
     second = 1 if top == 0 else 0
     for k in range(n_class):
         if k != top and raw[i, k] > raw[i, second]:
             second = k
-    return top, second
+    z_top = np.float64(raw[i, top])
+    z_second = np.float64(raw[i, second])
+    others = 0.0
+    rest_top = 0.0
+    for k in range(n_class):
+        if k != top:
+            others += np.exp(np.float64(raw[i, k]) - z_top)
+            if k != second:
+                rest_top += np.exp(np.float64(raw[i, k]) - z_second)
+    return top, second, z_top, z_second, others, rest_top, nonfinite
 
 
 def soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
@@ -251,19 +265,7 @@ def soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
         label = y[i]
         if label >= 0 and label < n_class:
             c = int(label)
-            row_bad = 0
-            for k in range(n_class):
-                row_bad += 0 if abs(np.float64(raw[i, k])) < np.inf else 1
-            top, second = _top_two(raw, i, n_class)
-            z_top = np.float64(raw[i, top])
-            z_second = np.float64(raw[i, second])
-            others = 0.0  # sum of exp(z_j - z_top) over j != top
-            rest_top = 0.0  # sum of exp(z_j - z_second) over j != top, second
-            for k in range(n_class):
-                if k != top:
-                    others += np.exp(np.float64(raw[i, k]) - z_top)
-                    if k != second:
-                        rest_top += np.exp(np.float64(raw[i, k]) - z_second)
+            top, second, z_top, z_second, others, rest_top, row_bad = _soft_row(raw, i, n_class)
             t_top = softmax_target(top, c, theta)
             _, f1_top, f2_top, floor = softmax_core((z_top - z_second) - np.log1p(rest_top),
                                                     top, theta, mode)
@@ -321,19 +323,7 @@ def soft_softmax_loss(y, raw, weight, theta, out):
         label = y[i]
         if label >= 0 and label < n_class:
             c = int(label)
-            row_bad = 0
-            for k in range(n_class):
-                row_bad += 0 if abs(np.float64(raw[i, k])) < np.inf else 1
-            top, second = _top_two(raw, i, n_class)
-            z_top = np.float64(raw[i, top])
-            z_second = np.float64(raw[i, second])
-            others = 0.0
-            rest_top = 0.0
-            for k in range(n_class):
-                if k != top:
-                    others += np.exp(np.float64(raw[i, k]) - z_top)
-                    if k != second:
-                        rest_top += np.exp(np.float64(raw[i, k]) - z_second)
+            top, second, z_top, z_second, others, rest_top, row_bad = _soft_row(raw, i, n_class)
             value, _, _, _ = softmax_core((z_top - z_second) - np.log1p(rest_top), top, theta,
                                           HESS_EXACT)
             loss = softmax_target(top, c, theta) * value

@@ -68,13 +68,17 @@ def softmax_core(t, c, theta, mode):
 
 
 class ScalarsBySmoothing:
-    """The ``scalars`` of a loss with a ``label_smoothing`` parameter: the hard-label slots on
-    the class (what :func:`gbloss.losses.register` checks) and on a loss without smoothing;
-    the soft-target softmax slots (:mod:`gbloss.losses._loops`) on a loss with smoothing."""
+    """The ``scalars`` of a loss with a ``label_smoothing`` parameter, from its sigmoid element
+    and its per-class softmax term: the hard-label slots on the class (what
+    :func:`gbloss.losses.register` checks) and on a loss without smoothing; the soft-target
+    softmax slots (:mod:`gbloss.losses._loops`, targets :func:`softmax_target`) on a loss with
+    smoothing."""
 
-    def __init__(self, hard, smoothed):
-        self.hard = hard
-        self.smoothed = smoothed
+    def __init__(self, sigmoid_element, softmax_core):
+        self.hard = {"sigmoid_element": sigmoid_element, "softmax_shift": softmax_shift,
+                     "softmax_core": softmax_core}
+        self.smoothed = {"sigmoid_element": sigmoid_element, "softmax_target": softmax_target,
+                         "softmax_core": softmax_core}
 
     def __get__(self, loss, cls=None):
         return self.smoothed if loss is not None and loss.label_smoothing else self.hard
@@ -164,11 +168,7 @@ class FocalLoss(Loss):
 
     tasks = (BINARY, MULTICLASS, "multilabel")
     parameters = ("gamma", "alpha", "label_smoothing")
-    scalars = ScalarsBySmoothing(
-        {"sigmoid_element": sigmoid_element, "softmax_shift": softmax_shift,
-         "softmax_core": softmax_core},
-        {"sigmoid_element": sigmoid_element, "softmax_target": softmax_target,
-         "softmax_core": softmax_core})
+    scalars = ScalarsBySmoothing(sigmoid_element, softmax_core)
     key = "focal"
     description = "focal loss"
     grid = {"gamma": (1.0, 2.0), "alpha": (None, 0.25)}
@@ -287,6 +287,6 @@ class FocalLoss(Loss):
     @classmethod
     def compare_grid(cls, task):
         grid = dict(cls.grid)
-        if task == MULTICLASS:
+        if task == MULTICLASS and "alpha" in grid:
             grid["alpha"] = (None,)  # a scalar alpha is a binary / per-label weight
         return grid

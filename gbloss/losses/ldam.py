@@ -3,8 +3,6 @@
 Derivations: ``docs/derivations.md`` section 11.2.
 """
 
-import copy
-
 import numpy as np
 from scipy import special
 
@@ -124,11 +122,8 @@ class LDAMLoss(Loss):
     def _prepare(self, stats):
         """A copy with ``counts`` set to the weighted class masses of the statistics (when
         not given)."""
-        if self.counts is not None:
-            return self
-        new = copy.copy(self)
-        new.counts = _check_counts(stats.masses)
-        return new
+        return self if self.counts is not None else \
+            type(self)(self.max_margin, stats.masses, hessian=self.hessian)
 
     def margins(self, n_out):
         """``(Delta_0, ..., Delta_{K-1})`` for ``n_out`` outputs (1: binary, two margins)."""

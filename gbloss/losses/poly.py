@@ -9,7 +9,7 @@ import numpy as np
 
 from .._jit import scalar
 from ._base import Loss, check_real
-from .focal import FocalLoss, ScalarsBySmoothing, smoothed_label, softmax_shift, softmax_target
+from .focal import FocalLoss, ScalarsBySmoothing, smoothed_label
 from .primitives import HESS_FLOOR, HESS_PSD, apply_policy, power_of, sigmoid_parts
 
 #: Terms of the series of :func:`log_excess`: its ratio is at most 1/9, so 20 terms leave a
@@ -161,11 +161,7 @@ class PolyLoss(FocalLoss):
     """
 
     parameters = ("epsilon", "gamma", "alpha", "label_smoothing")
-    scalars = ScalarsBySmoothing(
-        {"sigmoid_element": sigmoid_element, "softmax_shift": softmax_shift,
-         "softmax_core": softmax_core},
-        {"sigmoid_element": sigmoid_element, "softmax_target": softmax_target,
-         "softmax_core": softmax_core})
+    scalars = ScalarsBySmoothing(sigmoid_element, softmax_core)
     key = "poly"
     description = "Poly-1 loss"
     grid = {"epsilon": (-1.0, 1.0, 2.0)}
@@ -205,10 +201,6 @@ class PolyLoss(FocalLoss):
         inner = (1.0 + self.epsilon) * (1.0 + gamma) * p + q + gamma * p * _excess_ratio(q,
                                                                                         log_p)
         return log_p - gamma * log_q - np.log(inner)
-
-    @classmethod
-    def compare_grid(cls, task):
-        return dict(cls.grid)
 
 
 def _excess_ratio(q, log_p):
