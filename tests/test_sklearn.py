@@ -136,6 +136,77 @@ def test_loss_parameters_are_nested_and_settable(engine):
         clf.set_params(loss__gama=1.0)
 
 
+#: The constructor parameters of each engine's estimators besides the loss's.
+SHARED = {"calibrate", "class_weight", "beta", "eval_metric", "early_stopping_rounds",
+          "validation_fraction", "n_estimators", "learning_rate", "max_depth", "min_child_weight",
+          "max_delta_step", "subsample", "colsample_bytree", "reg_alpha", "reg_lambda",
+          "max_bin", "n_jobs", "random_state", "device", "engine_params"}
+ENGINE_PARAMETERS = {
+    "xgb": SHARED | {"max_leaves", "min_split_loss", "tree_method", "multi_strategy",
+                     "feature_types"},
+    "lgbm": SHARED | {"num_leaves", "min_child_samples", "min_split_gain", "subsample_freq"},
+}
+
+
+@engines
+def test_one_estimator_per_engine_and_focal_subclasses(engine):
+    focal_cls, generic_cls = ENGINES[engine]
+    assert issubclass(focal_cls, generic_cls)
+    assert set(generic_cls().get_params()) == ENGINE_PARAMETERS[engine] | {"loss"}
+    assert set(focal_cls().get_params()) == ENGINE_PARAMETERS[engine] | {"gamma", "alpha",
+                                                                         "hessian"}
+    defaults = focal_cls().get_params()
+    assert (defaults["gamma"], defaults["alpha"], defaults["hessian"]) == (2.0, None, "psd")
+    assert defaults["n_estimators"] == 100 and defaults["validation_fraction"] == 0.1
+    assert generic_cls(gbloss.FocalLoss()).loss == gbloss.FocalLoss()  # loss is positional
+    with pytest.raises(TypeError):
+        focal_cls(2.0)  # the focal parameters are keyword-only
+    with pytest.raises(ValueError, match="Invalid parameter 'loss'"):
+        focal_cls().set_params(loss__gamma=1.0)
+    X, y = multiclass_data()
+    flat = focal(engine, gamma=1.0, alpha=[0.2, 0.3, 0.5], hessian="exact").fit(X, y)
+    nested = generic(engine, gbloss.FocalLoss(1.0, [0.2, 0.3, 0.5], hessian="exact")).fit(X, y)
+    np.testing.assert_array_equal(flat.predict_proba(X), nested.predict_proba(X))
+    assert flat.loss_ == nested.loss_
+
+
+def _documented_parameters(doc):
+    """Names in the headers (``name : type`` or ``a, b, c``) of a numpydoc Parameters section."""
+    section = doc.split("Parameters\n    ----------\n")[1].split("\n    Attributes\n")[0]
+    headers = [line.split(" : ")[0] for line in section.splitlines()
+               if line.startswith("    ") and not line.startswith("     ")]
+    return {name.strip() for header in headers for name in header.split(",")}
+
+
+@engines
+def test_every_parameter_is_documented(engine):
+    for cls in ENGINES[engine]:
+        assert _documented_parameters(cls.__doc__) == set(cls().get_params()), cls.__name__
+
+
+class _ShallowTrees(gbloss.CrossEntropyLoss):
+    """Cross-entropy whose engine defaults grow stumps."""
+
+    def engine_defaults(self, engine):
+        return {"max_depth": 1} if engine == "xgboost" else {"num_leaves": 2}
+
+
+@engines
+def test_engine_defaults_come_from_the_loss(engine):
+    X, y = binary_data()
+    clf = generic(engine, _ShallowTrees()).fit(X, y)
+    assert _leaves_per_tree(clf) == [2] * FAST["n_estimators"]
+    deeper = {"max_depth": 3} if engine == "xgb" else {"num_leaves": 8}
+    clf = generic(engine, _ShallowTrees(), **deeper).fit(X, y)  # a value given wins
+    assert max(_leaves_per_tree(clf)) > 2
+
+
+def _leaves_per_tree(clf):
+    if isinstance(clf, GBLossXGBClassifier):
+        return [tree.count("leaf=") for tree in clf.booster_.get_dump()]
+    return [tree["num_leaves"] for tree in clf.booster_.dump_model()["tree_info"]]
+
+
 @engines
 def test_unknown_parameters_name_the_argument(engine):
     with pytest.raises(TypeError, match="gama"):
@@ -419,9 +490,9 @@ def test_eval_set_labels_are_encoded_like_y(engine):
 
 
 @engines
-def test_early_stopping_needs_an_eval_set(engine):
+def test_early_stopping_needs_an_eval_set_or_a_validation_fraction(engine):
     with pytest.raises(ValueError, match="early_stopping_rounds needs an eval_set"):
-        focal(engine, early_stopping_rounds=3).fit(*binary_data())
+        focal(engine, early_stopping_rounds=3, validation_fraction=None).fit(*binary_data())
 
 
 # -- engine parameters ----------------------------------------------------------------------------
