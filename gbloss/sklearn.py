@@ -838,10 +838,12 @@ class GBLossLGBMClassifier(_GBLossClassifier):
         from . import lightgbm as gbl
 
         params = self._lgbm_params(loss, task)
+        dataset_params = {"verbosity": -1, "feature_pre_filter": False}
         dtrain = lightgbm.Dataset(X, label=y, weight=weight,
                                   categorical_feature=params.pop("categorical_feature", "auto"),
-                                  params={"verbosity": -1, "feature_pre_filter": False})
-        valid = [lightgbm.Dataset(X_val, label=y_val, weight=w_val, reference=dtrain)
+                                  params=dataset_params)
+        valid = [lightgbm.Dataset(X_val, label=y_val, weight=w_val, reference=dtrain,
+                                  params=dataset_params)
                  for X_val, y_val, w_val in evals]
         result = {}
         callbacks = [lightgbm.record_evaluation(result)]
