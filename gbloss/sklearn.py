@@ -39,12 +39,13 @@ Outputs (``raw``: the engine's margins, start included, trees up to the best ite
   mean per-class error rather than the error rate. For class-weighted losses (``alpha``,
   asymmetric focusing) it is the cost-weighted rule those weights ask for.
 * ``predict_proba(X)``: estimates of P(y | x), rows summing to 1 ((n, 2) binary, (n, K)
-  multiclass; (n, K) per-label probabilities for multi-label). With ``calibrate=True``
-  (default) they come from :func:`gbloss.calibration.calibrated_proba`, which inverts the bias
-  of focal-type losses (their plain link ``sigmoid(raw)`` is not P(y | x)); for proper losses
-  (cross-entropy, logit adjustment) it is the plain link. ``calibrate=False`` gives the
-  uncorrected link ``loss.predict_proba(raw)``. ``calibrate`` only acts at prediction time:
-  ``clf.set_params(calibrate=False)`` on a fitted estimator switches without refitting.
+  multiclass; (n, K) per-label probabilities for multi-label):
+  ``loss.predict_proba(raw, task=task_, calibrate=calibrate)``. With ``calibrate=True``
+  (default) the loss inverts the bias of focal-type losses (their plain link ``sigmoid(raw)``
+  is not P(y | x); :mod:`gbloss.calibration`); for proper losses (cross-entropy, logit
+  adjustment) that is the plain link. ``calibrate=False`` gives the uncorrected link.
+  ``calibrate`` only acts at prediction time: ``clf.set_params(calibrate=False)`` on a fitted
+  estimator switches without refitting.
 
 Early stopping (``early_stopping_rounds``) watches ``fit``'s ``eval_set``; without one, the
 estimator holds out a stratified ``validation_fraction`` of the training rows (as
@@ -81,9 +82,8 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
 from . import _metrics
-from .calibration import calibrated_proba
 from .compat import validate_data
-from .losses import BINARY, MULTICLASS, MULTILABEL, AsymmetricLoss, CrossEntropyLoss, FocalLoss
+from .losses import BINARY, MULTICLASS, MULTILABEL, CrossEntropyLoss, FocalLoss
 from .losses import Loss as _Loss
 from .weights import class_balanced_weights, inverse_frequency_weights
 
@@ -103,17 +103,6 @@ _TYPE_NAMES = {numbers.Real: "a number", numbers.Integral: "an integer", str: "a
 def _is_a(value, kind):
     """``isinstance(value, kind)``, except that booleans are not numbers here."""
     return isinstance(value, kind) and not isinstance(value, bool | np.bool_)
-
-
-def _engine_defaults(loss, engine):
-    """``loss.engine_defaults(engine)`` of the loss protocol (stand-in until the losses have it):
-    bounded steps and a small ``min_child_weight`` for losses with tiny Hessians."""
-    if hasattr(loss, "engine_defaults"):
-        return loss.engine_defaults(engine)
-    if not (isinstance(loss, AsymmetricLoss) or getattr(loss, "gamma", 0.0) > 0):
-        return {}
-    defaults = {"min_child_weight": 1e-3, "max_delta_step": 1.0}
-    return {**defaults, "reg_lambda": 1e-3} if engine == "lightgbm" else defaults
 
 
 def _seed(random_state):
@@ -521,7 +510,7 @@ class _GBLossClassifier(ClassifierMixin, BaseEstimator):
         """The engine parameter dict: the loss's engine defaults, the constructor's engine
         parameters that are not None, ``engine_params``, and the seed."""
         table = self._PARAMS
-        params = {table[k][0]: v for k, v in _engine_defaults(loss, self._ENGINE).items()}
+        params = {table[k][0]: v for k, v in loss.engine_defaults(self._ENGINE).items()}
         for name, (engine_name, _) in table.items():
             value = getattr(self, name)
             if value is not None:
@@ -594,13 +583,8 @@ class _GBLossClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Probabilities: (n, 2) binary, (n, K) multiclass (rows sum to 1), (n, K) per-label
         P(y_k = 1) for multi-label; calibrated estimates of P(y | x) when ``calibrate``."""
-        self._check_calibrate()
         raw = self._raw_scores(X)
-        task = None if self.task_ == BINARY else self.task_
-        if self.calibrate:
-            proba = calibrated_proba(self.loss_, raw, task=task)
-        else:
-            proba = self.loss_.predict_proba(raw, task=task)
+        proba = self.loss_.predict_proba(raw, task=self.task_, calibrate=self.calibrate)
         if self.task_ == BINARY:
             return np.column_stack([1.0 - proba, proba])
         return proba
