@@ -57,14 +57,30 @@ import numba
 import numpy as np
 import xgboost
 
-from . import _kernels, _metrics
-from ._adapters import EngineMetric, EngineObjective, check_prepared, frequencies, same_loss
-from .losses import BINARY, MULTICLASS, MULTILABEL, loss_from_dict
+from . import _kernels
+from ._adapters import (
+    Engine,
+    EngineMetric,
+    EngineObjective,
+    LabelStats,
+    check_prepared,
+    decode_json,
+    label_stats,
+    make_record,
+    parse_record,
+    prediction_loss,
+    resolve_target,
+    training_start,
+)
+from .losses import BINARY, MULTICLASS, MULTILABEL
 
-#: Booster attributes written by :func:`train` and :func:`dask_train`.
+#: Booster attributes that hold the model record (:func:`record`), one per record field.
+ATTR_VERSION = "gbloss_version"
 ATTR_LOSS = "gbloss_loss"
 ATTR_TASK = "gbloss_task"
+ATTR_NUM_CLASS = "gbloss_num_class"
 ATTR_START = "gbloss_start"
+_RECORD_WHERE = "the booster's attributes gbloss_*"
 
 #: Name XGBoost shows (and guesses the early-stopping direction from) for each gbloss metric.
 METRIC_NAMES = {
@@ -75,11 +91,13 @@ METRIC_NAMES = {
     "balanced_accuracy": "balanced_error",
 }
 _MULTI_STRATEGIES = ("one_output_per_tree", "multi_output_tree")
-_ALTERNATIVES = {
-    MULTICLASS: "FocalLoss, CrossEntropyLoss or LogitAdjustedLoss",
-    MULTILABEL: "FocalLoss, CrossEntropyLoss or AsymmetricLoss",
-}
 
+ENGINE = Engine(
+    module="gbloss.xgboost", name="XGBoost", dataset="DMatrix",
+    make_dataset="xgboost.DMatrix(X, label=y)", score="margin",
+    start_fix="build params with gbloss.xgboost.params(loss, dtrain, params) or train with "
+              "gbloss.xgboost.train",
+    untracked="trained with plain xgboost.train, not gbloss.xgboost.train")
 
 # -- one OpenMP runtime for XGBoost and Numba ------------------------------------------------
 
@@ -150,69 +168,26 @@ def _share_openmp_runtime():
 OPENMP_SHARED = _share_openmp_runtime()
 
 
-# -- targets ---------------------------------------------------------------------------------
 
-
-def _target(loss, y, n_rows, num_class):
-    """The task and the labels in the loss's shape, from XGBoost's flat labels.
-
-    ``num_class``: the number of margin columns XGBoost gives a 1-D label (0 or None: one).
-    Raises with the setting to change when the loss cannot serve the target.
-    """
-    y = np.asarray(y, dtype=np.float64)
-    name = type(loss).__name__
-    if n_rows == 0:
-        raise ValueError("the training DMatrix has no rows")
-    if y.size == 0:
-        raise ValueError("the DMatrix has no labels: create it with DMatrix(X, label=y)")
-    if y.size % n_rows:
-        raise ValueError(f"the DMatrix has {y.size} labels for {n_rows} rows")
-    n_out = y.size // n_rows
-    num_class = int(num_class or 0)
-    if n_out > 1:
-        if num_class:
-            raise ValueError(f"labels of shape ({n_rows}, {n_out}) are a multi-label target, "
-                             f"which takes no num_class: remove num_class={num_class} from params "
-                             "(or pass 1-D class labels for a multiclass target)")
-        task, y = MULTILABEL, y.reshape(n_rows, n_out)
-    elif num_class > 1:
-        task, n_out = MULTICLASS, num_class
-    else:
-        task = BINARY
-        if np.nanmax(y) > 1 and np.all(y == np.floor(y)):
-            k = int(np.nanmax(y)) + 1
-            hint = (f"for a multiclass target set params['num_class'] = {k}"
-                    if MULTICLASS in loss.tasks else
-                    f"{name} has no multiclass form: use {_ALTERNATIVES[MULTICLASS]} with "
-                    f"params['num_class'] = {k}")
-            raise ValueError(f"binary labels must lie in [0, 1] but they hold class ids up to "
-                             f"{k - 1}: {hint}")
-        if np.isnan(y).any() or np.any((y < 0) | (y > 1)):
-            raise ValueError(f"y must hold labels in [0, 1] (0/1, or soft labels) for binary "
-                             f"{name}; got values in [{np.min(y)}, {np.max(y)}]")
-    if task not in loss.tasks:
-        if task == MULTICLASS:
-            fix = (f"XGBoost gives it {n_out} margins per row because params has "
-                   f"num_class={num_class}: remove num_class for a binary target, or use "
-                   f"{_ALTERNATIVES[MULTICLASS]}")
-        else:
-            fix = f"use {_ALTERNATIVES[task]}"
-        raise ValueError(f"{name} does not support {task} targets ({fix})")
-    return task, y, n_out
-
-
-def _n_outputs(task, n_out):
-    return 1 if task == BINARY else n_out
-
-
-def _start(loss, task, y, weight, n_out):
-    start = loss.init_score(y, weight, n_classes=n_out if task == MULTICLASS else None)
-    return float(start) if task == BINARY else np.asarray(start, dtype=np.float64)
+# -- what XGBoost hands over -----------------------------------------------------------------
 
 
 def _weights(dmatrix):
     w = dmatrix.get_weight()
-    return np.asarray(w, dtype=np.float64) if w.size else None
+    return w if w.size else None
+
+
+def _num_class(labels, n_rows, predt):
+    """The ``num_class`` XGBoost's margins imply for 1-D labels (0 for one margin per row)."""
+    n_cols = 1 if predt.ndim == 1 else predt.shape[1]
+    return n_cols if labels.size == n_rows and n_cols > 1 else 0
+
+
+def _training_target(loss, dtrain, num_class):
+    """The prepared loss, task and start of a training DMatrix."""
+    target = resolve_target(ENGINE, loss, dtrain.get_label(), dtrain.num_row(), num_class)
+    loss, start = training_start(loss, label_stats(target, _weights(dtrain)))
+    return loss, target.task, start
 
 
 # -- objective -------------------------------------------------------------------------------
@@ -222,11 +197,12 @@ class Objective(EngineObjective):
     """A gbloss loss as an XGBoost objective: ``xgb.train(..., obj=Objective(loss))``.
 
     ``obj(predt, dtrain) -> (grad, hess)`` with ``predt``'s shape ((n,) binary, (n, K)
-    multiclass and multi-label) in float32. Per DMatrix it reads labels and weights once
-    (``get_label`` copies on every call), validates them once, and refills the same gradient
-    buffers every round (XGBoost copies them right away). DMatrix weights multiply gradient and
-    Hessian. On the first round it warns when training does not start from the loss's start
-    (``base_score`` not set by :func:`params`).
+    multiclass and multi-label) in float32. Per DMatrix and thread it validates labels and
+    weights once, rereads them every round (a change is validated again, never missed) and
+    refills the same gradient buffers (XGBoost copies them right away); see
+    :mod:`gbloss._adapters`. DMatrix weights multiply gradient and Hessian. On the first round
+    it warns when training does not start from the loss's start (``base_score`` not set by
+    :func:`params`).
 
     Parameters
     ----------
@@ -244,10 +220,10 @@ class Objective(EngineObjective):
         built-in objective's training time against 1.16x serially, 200k rows,
         benchmarks/bench_threads.py).
 
-    The object pickles (for Dask) without its per-DMatrix caches.
+    The object pickles (for Dask) without its per-DMatrix state.
     """
 
-    engine = "xgboost"
+    engine = ENGINE
 
     def __init__(self, loss, *, hessian_scale=1.0, n_threads=None):
         super().__init__(loss, hessian_scale, n_threads)
@@ -258,65 +234,16 @@ class Objective(EngineObjective):
         return None if OPENMP_SHARED else 1
 
     def __call__(self, predt, dtrain):
-        entry = self._cache.get(dtrain)
-        if entry is None or entry[2][0].shape != predt.shape:
-            entry = self._first_call(predt, dtrain)  # fills the buffers for this round too
-            first = True
-        else:
-            first = False
-        task, y, (grad, hess), weight = entry
-        if task is None:
-            return grad, hess
-        if not first:
-            self.loss.gradient_hessian(y, predt.reshape(grad.shape), weight, out=(grad, hess),
-                                       n_threads=self._threads(), check_input=False)
-        if self.hessian_scale != 1.0:
-            hess *= self.hessian_scale
-        return grad, hess
-
-    def _first_call(self, predt, dtrain):
         predt = np.asarray(predt)
         n_rows = dtrain.num_row()
         if n_rows == 0:  # a Dask worker without rows of this DMatrix
-            entry = (None, None, (np.empty(predt.shape, np.float32),) * 2, None)
-            self._cache[dtrain] = entry
-            return entry
-        if predt.shape[0] != n_rows or predt.ndim > 2:
+            return (np.empty(predt.shape, np.float32),) * 2
+        if predt.shape[0] != n_rows:
             raise ValueError(f"XGBoost passed predictions of shape {predt.shape} for "
                              f"{n_rows} rows")
-        n_cols = 1 if predt.ndim == 1 else predt.shape[1]
-        y_flat = dtrain.get_label()
-        task, y, n_out = _target(self.loss, y_flat, n_rows,
-                                 n_cols if y_flat.size == n_rows and n_cols > 1 else 0)
-        if _n_outputs(task, n_out) != n_cols:
-            raise ValueError(f"{task} labels with {_n_outputs(task, n_out)} outputs but XGBoost "
-                             f"passed {n_cols} margins per row")
-        shape = (n_rows,) if task == BINARY else (n_rows, n_out)
-        weight = _weights(dtrain)
-        raw = predt.reshape(shape)
-        buffers = (np.empty(shape, np.float32), np.empty(shape, np.float32))
-        # one validated call: labels in the loss's domain, weights finite and >= 0
-        self.loss.gradient_hessian(y, raw, weight, out=buffers, n_threads=self._threads())
-        self._warn_start(raw, task, y, weight, n_out)
-        entry = (task, y, buffers, weight)
-        self._cache[dtrain] = entry
-        return entry
-
-    def _warn_start(self, raw, task, y, weight, n_out):
-        first = raw[0]
-        if not np.all(raw == first):
-            return  # continued training or base_margin: not the constant start
-        expected = self.expected_start
-        if expected is None:
-            expected = _start(self.loss, task, y, weight, n_out)
-        gap = np.asarray(first, np.float64) - expected
-        if task == MULTICLASS:
-            gap = gap - gap.mean()  # softmax margins are shift invariant
-        if np.max(np.abs(gap)) > 1e-4:
-            warnings.warn(f"training starts from the margin {np.round(first, 4).tolist()}, not "
-                          f"from the start of {self.loss!r} ({np.round(expected, 4).tolist()}): "
-                          "build params with gbloss.xgboost.params(loss, dtrain, params) or "
-                          "train with gbloss.xgboost.train", UserWarning, stacklevel=4)
+        labels = dtrain.get_label()
+        return self._gradients(dtrain, predt, labels, _weights(dtrain),
+                               _num_class(labels, n_rows, predt))
 
 
 def objective(loss, *, hessian_scale=1.0, n_threads=None):
@@ -352,7 +279,7 @@ class Metric(EngineMetric):
     each metric is the exact value over the whole eval set, the same on every worker.
     """
 
-    engine = "xgboost"
+    engine = ENGINE
 
     def __init__(self, loss, names="loss"):
         super().__init__(loss, names, METRIC_NAMES)
@@ -365,32 +292,20 @@ class Metric(EngineMetric):
 
     def __call__(self, predt, dmatrix):
         predt = np.asarray(predt)
-        entry = self._cache.get(dmatrix)
-        if entry is None:
-            n_rows, n_cols = dmatrix.num_row(), 1 if predt.ndim == 1 else predt.shape[1]
-            y_flat = dmatrix.get_label()
-            y = None
-            if n_rows:  # a Dask worker may hold no rows of an eval set
-                _, y, _ = _target(self.loss, y_flat, n_rows,
-                                  n_cols if y_flat.size == n_rows and n_cols > 1 else 0)
-            entry = (y, _weights(dmatrix))
-            self._cache[dmatrix] = entry
-        y, weight = entry
-        raw = None
-        if y is not None:
-            raw = predt.reshape(y.shape[0], -1)
-            raw = raw[:, 0] if raw.shape[1] == 1 else raw
+        n_rows = dmatrix.num_row()
+        y = raw = weight = None
+        if n_rows:  # a Dask worker may hold no rows of an eval set
+            labels = dmatrix.get_label()
+            target = resolve_target(ENGINE, self.loss, labels, n_rows,
+                                    _num_class(labels, n_rows, predt))
+            y, raw, weight = target.y, predt.reshape(target.shape), _weights(dmatrix)
         if xgboost.collective.is_distributed():
             y, raw, weight = _gather(y, raw, weight)
         if y is None:
             return [(METRIC_NAMES[n], float("nan")) for n in self.names]
-        values = [(METRIC_NAMES[n], self._value(n, y, raw, weight)) for n in self.names]
+        values = [(METRIC_NAMES[n], 1.0 - v if n == "balanced_accuracy" else v)
+                  for n, v in self._values(y, raw, weight)]
         return values[0] if len(values) == 1 else values
-
-    def _value(self, name, y, raw, weight):
-        value = _metrics.metric_value(name, self.loss, y, raw, weight)
-        return 1.0 - value if name == "balanced_accuracy" else value
-
 
 def metric(loss, names="loss"):
     """The ``custom_metric=`` callable for ``xgboost.train``; see :class:`Metric`.
@@ -429,7 +344,6 @@ def _gather(y, raw, weight):
     return (y_all[:, 0] if y_width == 1 else y_all, raw_all[:, 0] if raw_width == 1 else raw_all,
             buf[:, -1] if weighted else None)
 
-
 # -- parameters and training -----------------------------------------------------------------
 
 
@@ -460,13 +374,8 @@ def _check_strategy(params, task, loss):
                          "multi_strategy from params")
 
 
-def _make_params(loss, dtrain, params, *, start=None, task=None):
-    params = dict(params or {})
-    _check_params(params)
-    if start is None:
-        task, y, n_out = _target(loss, dtrain.get_label(), dtrain.num_row(),
-                                 params.get("num_class"))
-        start = _start(loss, task, y, _weights(dtrain), n_out)
+
+def _with_start(params, loss, task, start):
     _check_strategy(params, task, loss)
     params["base_score"] = start if task == BINARY else [float(s) for s in start]
     params["disable_default_eval_metric"] = 1
@@ -481,15 +390,11 @@ def params(loss, dtrain, params=None):
     multi-label) and ``disable_default_eval_metric=1``. Checks the target against the loss and
     ``num_class``/``multi_strategy``, and refuses ``objective`` and ``base_score`` entries.
     """
-    check_prepared(loss, "xgboost")
-    return _make_params(loss, dtrain, params)
-
-
-def _prepare(loss, dtrain, num_class):
-    task, y, n_out = _target(loss, dtrain.get_label(), dtrain.num_row(), num_class)
-    if getattr(loss, "priors", False) is None:
-        loss = loss.prepare(y, n_classes=n_out if task == MULTICLASS else None)
-    return loss, task, _start(loss, task, y, _weights(dtrain), n_out)
+    check_prepared(loss, ENGINE)
+    params = dict(params or {})
+    _check_params(params)
+    loss, task, start = _training_target(loss, dtrain, params.get("num_class"))
+    return _with_start(params, loss, task, start)
 
 
 def _metric_and_direction(loss, metric_names, maximize):
@@ -503,15 +408,22 @@ def _metric_and_direction(loss, metric_names, maximize):
     return custom, maximize
 
 
-def _remember(booster, loss, task, start):
-    booster.set_attr(**{ATTR_LOSS: json.dumps(loss.to_dict()), ATTR_TASK: task,
-                        ATTR_START: json.dumps(np.atleast_1d(start).tolist())})
-
-
 def _check_kwargs(kwargs):
     for key in ("obj", "custom_metric"):
         if key in kwargs:
             raise TypeError(f"{key}= is set by gbloss from loss= (and metric=); drop it")
+
+
+def _training_setup(params, kwargs, training_target):
+    """Checked training parameters with the start, and the prepared loss, task and start."""
+    _check_kwargs(kwargs)
+    params = dict(params or {})
+    _check_params(params)
+    loss, task, start = training_target(params.get("num_class"))
+    train_params = _with_start(params, loss, task, start)
+    if kwargs.get("xgb_model") is not None:
+        del train_params["base_score"]  # continue from the model's own start
+    return train_params, loss, task, start
 
 
 def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None,
@@ -537,12 +449,8 @@ def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None
     ``process_type="update"``) gbloss warns and trains with the host objective, whose per-round
     copies cost several times the built-in objective's time (shared/reference/gpu.md).
     """
-    _check_kwargs(kwargs)
-    params = dict(params or {})
-    loss, task, start = _prepare(loss, dtrain, params.get("num_class"))
-    train_params = _make_params(loss, dtrain, params, start=start, task=task)
-    if kwargs.get("xgb_model") is not None:
-        del train_params["base_score"]  # continue from the model's own start
+    train_params, loss, task, start = _training_setup(
+        params, kwargs, lambda num_class: _training_target(loss, dtrain, num_class))
     custom, maximize = _metric_and_direction(loss, metric, maximize)
     loop = _device_loop(train_params, X)
     if loop is None:
@@ -556,7 +464,7 @@ def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None
         booster = loop(train_params, dtrain, num_boost_round, X=X, loss=loss,
                        hessian_scale=hessian_scale, evals=evals, custom_metric=custom,
                        maximize=maximize, early_stopping_rounds=early_stopping_rounds, **kwargs)
-    _remember(booster, loss, task, start)
+    _store_record(booster, make_record(loss, task, start, np.size(start), True))
     return booster
 
 
@@ -588,25 +496,52 @@ def _device_loop(params, X):
     return cuda.train_xgboost
 
 
-# -- prediction ------------------------------------------------------------------------------
+# -- the model record ------------------------------------------------------------------------
 
 
-def _loss_and_task(booster, loss, raw):
-    spec = booster.attr(ATTR_LOSS)
-    if spec is not None:
-        stored = loss_from_dict(json.loads(spec))
-        if loss is not None and not same_loss(loss, stored):
-            raise ValueError(f"loss={loss!r} differs from the loss the booster was trained with, "
-                             f"{stored!r}: drop loss=")
-        return stored, booster.attr(ATTR_TASK)
-    if loss is None:
-        raise ValueError("the booster carries no gbloss loss (trained with plain xgboost.train, "
-                         "not gbloss.xgboost.train): pass loss=")
-    check_prepared(loss, "xgboost")
-    if raw.ndim == 1:
-        return loss, BINARY
+def _store_record(booster, rec):
+    """Keep the record (:func:`gbloss._adapters.make_record`) as booster attributes, which
+    ``save_model`` keeps: the task as text, every other field as JSON. XGBoost's model holds
+    the start as ``base_score``, so ``start_in_trees`` is always true and not stored."""
+    booster.set_attr(**{ATTR_VERSION: json.dumps(rec["version"]),
+                        ATTR_LOSS: json.dumps(rec["loss"]), ATTR_TASK: rec["task"],
+                        ATTR_NUM_CLASS: json.dumps(rec["num_class"]),
+                        ATTR_START: json.dumps(rec["start"])})
+
+
+def _model_outputs(booster):
+    """Raw scores per row of a booster: its classes, or its targets (multi-label)."""
     config = json.loads(booster.save_config())["learner"]["learner_model_param"]
-    return loss, MULTICLASS if int(config["num_class"]) > 0 else MULTILABEL
+    return max(int(config["num_class"]), int(config.get("num_target", 1)), 1)
+
+
+def _read_record(booster):
+    attrs = booster.attributes()
+    if not any(key.startswith("gbloss_") for key in attrs):
+        return None
+    fields = {"start_in_trees": True}
+    if ATTR_TASK in attrs:
+        fields["task"] = attrs[ATTR_TASK]
+    for key, attr in (("version", ATTR_VERSION), ("loss", ATTR_LOSS),
+                      ("num_class", ATTR_NUM_CLASS), ("start", ATTR_START)):
+        if attr in attrs:
+            fields[key] = decode_json(attrs[attr], f"{_RECORD_WHERE} ({attr})")
+    if ATTR_VERSION not in attrs and ATTR_LOSS in attrs:  # gbloss 0.1.0: loss, task, start
+        fields["version"] = 1
+        if isinstance(fields.get("start"), list):
+            fields["num_class"] = len(fields["start"])
+    return parse_record(fields, _RECORD_WHERE, _model_outputs(booster))
+
+
+def record(booster):
+    """The model record of a booster trained by :func:`train` or :func:`dask_train` (dict with
+    ``version``, ``loss``, ``task``, ``num_class``, ``start``, ``start_in_trees``), validated
+    against the booster; None for a booster trained with plain ``xgboost.train``."""
+    rec = _read_record(booster)
+    return None if rec is None else rec.as_dict()
+
+
+# -- prediction ------------------------------------------------------------------------------
 
 
 def _iteration_range(booster, iteration_range):
@@ -635,68 +570,52 @@ def predict_raw(booster, data, *, iteration_range=None):
     return _margins(booster, data, iteration_range)
 
 
+
 def predict_proba(booster, data, *, loss=None, iteration_range=None):
     """Probabilities of a booster trained with a gbloss objective, through the loss's link.
 
     Binary: ``P(y=1)``, shape (n,); multiclass: softmax, (n, K); multi-label: per-label
-    sigmoid, (n, K). The loss comes from the booster's attributes (:func:`train`,
+    sigmoid, (n, K). The loss comes from the booster's record (:func:`train`,
     :func:`dask_train`; kept by ``save_model``/``load_model``) or from ``loss=`` for a booster
     trained with plain ``xgboost.train``. ``data`` and ``iteration_range`` as in
     :func:`predict_raw`.
     """
     raw = _margins(booster, data, iteration_range)
-    loss, task = _loss_and_task(booster, loss, raw)
+
+    def task_of_model():
+        if raw.ndim == 1:
+            return BINARY
+        config = json.loads(booster.save_config())["learner"]["learner_model_param"]
+        return MULTICLASS if int(config["num_class"]) > 0 else MULTILABEL
+
+    loss, task = prediction_loss(ENGINE, _read_record(booster), loss, task_of_model)
     return loss.predict_proba(raw, task=None if task == BINARY else task)
 
 
 # -- Dask ------------------------------------------------------------------------------------
 
 
-def _part_stats(part, num_class):
-    """Sufficient label statistics of one partition: everything the start and the priors
-    depend on (the losses are linear in soft labels; the softmax start needs class masses)."""
-    y = np.asarray(part["label"], dtype=np.float64)
-    weight = part.get("weight")
-    w = np.ones(y.shape[0]) if weight is None else np.asarray(weight, np.float64).ravel()
-    if num_class:
-        if np.isnan(y).any() or np.any((y < 0) | (y >= num_class) | (y != np.floor(y))):
-            raise ValueError(f"multiclass labels must be integers in 0..{num_class - 1}")
-        idx = y.ravel().astype(np.intp)
-        return {"n": y.shape[0], "counts": np.bincount(idx, minlength=num_class),
-                "masses": np.bincount(idx, weights=w, minlength=num_class), "ndim": 1}
-    y2 = y.reshape(y.shape[0], -1)
-    # (w[:, None] * y2).sum(0), not w @ y2: BLAS threads would spin against the worker's training
-    return {"n": y.shape[0], "sum_y": y2.sum(axis=0), "masses": (w[:, None] * y2).sum(axis=0),
-            "total_w": w.sum(), "ndim": y.ndim, "max_y": float(np.nanmax(y)) if y.size else 0.0,
-            "int_y": bool(np.all(y == np.floor(y)))}
+def _partition_stats(part, loss, num_class):
+    """Label statistics of one partition (None for an empty one), its target resolved as on
+    one machine."""
+    labels = np.asarray(part["label"])
+    if labels.shape[0] == 0:
+        return None
+    target = resolve_target(ENGINE, loss, labels, labels.shape[0], num_class)
+    return label_stats(target, part.get("weight"))
 
 
 def _global_target(client, dtrain, loss, num_class):
-    """Task, prepared loss and start from all partitions of a DaskDMatrix."""
+    """Prepared loss, task and start from the label statistics of all partitions."""
     futures = [f for parts in dtrain.worker_map.values() for f in parts]
-    stats = client.gather([client.submit(_part_stats, f, int(num_class or 0), pure=False)
+    stats = client.gather([client.submit(_partition_stats, f, loss, num_class, pure=False)
                            for f in futures])
-    n = sum(s["n"] for s in stats)
-    masses = sum(s["masses"] for s in stats)
-    if num_class and int(num_class) > 1:
-        k = int(num_class)
-        task, _, _ = _target(loss, np.zeros(n), n, k)
-        counts = sum(s["counts"] for s in stats)
-        if getattr(loss, "priors", False) is None:
-            loss = loss.with_priors(frequencies(counts))
-        # the softmax start depends on the weighted class masses only
-        return loss, task, _start(loss, task, np.arange(k, dtype=np.float64), masses, k)
-    ndim = max(s["ndim"] for s in stats)
-    n_out = masses.size
-    if ndim == 1 and all(s["int_y"] for s in stats):  # class ids > 1 without num_class
-        _target(loss, np.array([max(s["max_y"] for s in stats)]), 1, 0)
-    task, _, _ = _target(loss, np.zeros(n * n_out), n, 0)
-    sum_y, total_w = sum(s["sum_y"] for s in stats), sum(s["total_w"] for s in stats)
-    if getattr(loss, "priors", False) is None:
-        loss = loss.with_priors(frequencies(np.array([n - sum_y[0], sum_y[0]])))
-    # one row with the weighted mean soft label carries every output's masses (A_k, W - A_k)
-    y_mean = (masses / total_w)[None, :] if task == MULTILABEL else masses / total_w
-    return loss, task, _start(loss, task, y_mean, np.array([total_w]), n_out)
+    stats = [s for s in stats if s is not None]
+    if not stats:
+        raise ValueError("the training DaskDMatrix has no rows")
+    total = LabelStats.total(stats)
+    loss, start = training_start(loss, total)
+    return loss, total.task, start
 
 
 def dask_train(client, params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None,
@@ -715,12 +634,8 @@ def dask_train(client, params, dtrain, num_boost_round=10, *, loss, metric="loss
     """
     from xgboost import dask as dxgb
 
-    _check_kwargs(kwargs)
-    params = dict(params or {})
-    loss, task, start = _global_target(client, dtrain, loss, params.get("num_class"))
-    train_params = _make_params(loss, dtrain, params, start=start, task=task)
-    if kwargs.get("xgb_model") is not None:
-        del train_params["base_score"]
+    train_params, loss, task, start = _training_setup(
+        params, kwargs, lambda num_class: _global_target(client, dtrain, loss, num_class))
     custom, maximize = _metric_and_direction(loss, metric, maximize)
     obj = Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
     obj.expected_start = start
@@ -730,7 +645,7 @@ def dask_train(client, params, dtrain, num_boost_round=10, *, loss, metric="loss
                                                         maximize=maximize))
     result = dxgb.train(client, train_params, dtrain, num_boost_round, evals=evals, obj=obj,
                         custom_metric=custom, callbacks=callbacks or None, **kwargs)
-    _remember(result["booster"], loss, task, start)
+    _store_record(result["booster"], make_record(loss, task, start, np.size(start), True))
     return result
 
 

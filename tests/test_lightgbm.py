@@ -430,11 +430,12 @@ def test_objective_and_metric_pickle_and_deepcopy_without_caches(rng):
         g, _ = obj(np.zeros(N), dtrain)
         met(np.zeros(N), dtrain)
     for clone in (pickle.loads(pickle.dumps(obj)), copy.deepcopy(obj)):
-        assert len(clone._cache) == 0 and clone.loss == obj.loss
+        assert len(clone._runs()) == 0 and clone.loss == obj.loss
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             np.testing.assert_array_equal(clone(np.zeros(N), dtrain)[0], g)
-    assert len(pickle.loads(pickle.dumps(met))._cache) == 0
+    assert len(met._warned) == 1  # warned once for dtrain (no init_score)
+    assert len(pickle.loads(pickle.dumps(met))._warned) == 0
 
 
 # -- bad input -------------------------------------------------------------------------------
