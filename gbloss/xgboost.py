@@ -40,24 +40,21 @@ Design decisions
   ``maximize`` unset stops correctly; :class:`Metric` also exposes ``maximize``, and
   :func:`train` passes it. The default metric, computed on raw margins, is switched off
   (``disable_default_eval_metric``).
-* **Threads.** On Linux, importing this module before Numba has started its threads makes
-  Numba run its parallel loops in the OpenMP runtime XGBoost's wheel bundles
-  (:data:`OPENMP_SHARED`); the objective then uses all threads, inside XGBoost's own thread
-  pool. Otherwise (Numba or the system libgomp came first, ``GBLOSS_SHARE_OPENMP=0``) it runs
-  serially, since a parallel kernel in a second runtime fights XGBoost's spinning threads.
+* **Threads.** On Linux, gbloss's kernels run in the OpenMP runtime XGBoost's wheel bundles
+  when that is still possible at this module's first use (or at an early call of
+  :func:`share_openmp_runtime`); the objective then uses all threads, inside XGBoost's own
+  thread pool (``OPENMP_SHARED`` is True). Otherwise (Numba's threads or the system libgomp
+  came first, ``GBLOSS_SHARE_OPENMP=0``) it runs serially, since a parallel kernel in a second
+  runtime fights XGBoost's spinning threads. Importing this module changes nothing; the policy
+  and the ``GBLOSS_*`` variables are described in :mod:`gbloss._runtime`.
 """
 
-import ctypes
 import json
-import os
-import sys
 import warnings
 
-import numba
 import numpy as np
 import xgboost
 
-from . import _kernels
 from ._adapters import (
     Engine,
     EngineMetric,
@@ -72,6 +69,7 @@ from ._adapters import (
     resolve_target,
     training_start,
 )
+from ._runtime import share_openmp_runtime
 from .losses import BINARY, MULTICLASS, MULTILABEL
 
 #: Booster attributes that hold the model record (:func:`record`), one per record field.
@@ -99,76 +97,6 @@ ENGINE = Engine(
               "gbloss.xgboost.train",
     untracked="trained with plain xgboost.train, not gbloss.xgboost.train")
 
-# -- one OpenMP runtime for XGBoost and Numba ------------------------------------------------
-
-
-class _DlInfo(ctypes.Structure):
-    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
-                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
-
-
-def _openmp_library_of(library):
-    """Path of the OpenMP runtime a loaded ``ctypes.CDLL`` resolves ``omp_*`` from, or None."""
-    try:
-        address = ctypes.cast(library.omp_get_max_threads, ctypes.c_void_p).value
-    except AttributeError:  # built without OpenMP
-        return None
-    info = _DlInfo()
-    if not ctypes.CDLL(None).dladdr(ctypes.c_void_p(address), ctypes.byref(info)):
-        return None
-    return os.fsdecode(info.dli_fname)
-
-
-def _thread_count():
-    return len(os.listdir("/proc/self/task"))
-
-
-def _share_openmp_runtime():
-    """Run Numba's parallel loops in the OpenMP runtime of XGBoost's library; True on success.
-
-    XGBoost's wheels bundle their own libgomp, whose threads spin on the cores after each of
-    XGBoost's parallel loops; a parallel kernel in Numba's separate runtime then competes with
-    them and slows training (benchmarks/bench_threads.py), so the objective would have to run
-    serially. Before Numba starts its threading layer, this makes XGBoost's runtime global
-    (``RTLD_GLOBAL``): Numba's ``omp`` layer, loaded afterwards, binds to it, and its parallel
-    loops run in XGBoost's thread pool (as LightGBM and Numba share the system libgomp). It
-    does nothing, and returns False, off Linux, when Numba's threading layer has started
-    already, when another libgomp is loaded (a library bound to it would compete again), or
-    when the check fails: a parallel Numba loop must start no thread of its own.
-    ``GBLOSS_SHARE_OPENMP=0`` switches it off.
-    """
-    n = numba.config.NUMBA_NUM_THREADS
-    if (os.environ.get("GBLOSS_SHARE_OPENMP", "1") == "0" or not sys.platform.startswith("linux")
-            or getattr(numba.np.ufunc.parallel, "_is_initialized", True) or n < 2):
-        return False
-    try:
-        with open("/proc/self/maps") as maps:
-            if any("/libgomp.so" in line for line in maps):
-                return False
-        path = _openmp_library_of(xgboost.core._LIB)
-        if path is None:
-            return False
-        start_region = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL | os.RTLD_NOLOAD).GOMP_parallel
-    except (OSError, AttributeError):  # no /proc, no dladdr, not libgomp: leave them apart
-        return False
-    # start the runtime's threads with one parallel region of its own
-    region = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _: None)
-    start_region(region, None, ctypes.c_uint(n), ctypes.c_uint(0))
-    before = _thread_count()
-    numba.get_num_threads()  # starts Numba's threading layer, bound to the global runtime
-    if numba.threading_layer() != "omp":
-        return False
-    _kernels.check_weights.parallel(np.zeros(4 * n))
-    return _thread_count() == before
-
-
-#: Whether gbloss's kernels run in XGBoost's OpenMP runtime (decided on import, before Numba
-#: starts its threads; see :func:`_share_openmp_runtime`). :class:`Objective` then uses all
-#: threads by default, else one.
-OPENMP_SHARED = _share_openmp_runtime()
-
-
-
 # -- what XGBoost hands over -----------------------------------------------------------------
 
 
@@ -183,8 +111,17 @@ def _num_class(labels, n_rows, predt):
     return n_cols if labels.size == n_rows and n_cols > 1 else 0
 
 
+def __getattr__(name):
+    """``OPENMP_SHARED``: whether gbloss's kernels run in XGBoost's OpenMP runtime (decided
+    now if this module has not been used yet; see :func:`share_openmp_runtime`)."""
+    if name == "OPENMP_SHARED":
+        return share_openmp_runtime()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _training_target(loss, dtrain, num_class):
     """The prepared loss, task and start of a training DMatrix."""
+    share_openmp_runtime()  # before the start's kernels start Numba's threads
     target = resolve_target(ENGINE, loss, dtrain.get_label(), dtrain.num_row(), num_class)
     loss, start = training_start(loss, label_stats(target, _weights(dtrain)))
     return loss, target.task, start
@@ -213,12 +150,9 @@ class Objective(EngineObjective):
         ``multi:softprob`` Hessian ``2 p(1 - p)``; 1.0 (default) is gbloss's diagonal.
     n_threads : int or None
         Numba threads for the kernel. None (default): all of them when gbloss's kernels run in
-        XGBoost's own OpenMP runtime (:data:`OPENMP_SHARED`, decided in each process), else 1,
-        the serial kernel on XGBoost's calling thread: XGBoost's wheels bundle an OpenMP
-        runtime whose threads keep spinning on the cores after each of XGBoost's parallel
-        loops, and a parallel kernel in a separate runtime competes with them (1.83x the
-        built-in objective's training time against 1.16x serially, 200k rows,
-        benchmarks/bench_threads.py).
+        XGBoost's own OpenMP runtime (:func:`share_openmp_runtime`, decided in each process on
+        first use), else 1, the serial kernel on XGBoost's calling thread (the thread policy:
+        :mod:`gbloss._runtime`).
 
     The object pickles (for Dask) without its per-DMatrix state.
     """
@@ -231,7 +165,7 @@ class Objective(EngineObjective):
     def _threads(self):
         if self.n_threads is not None:
             return self.n_threads
-        return None if OPENMP_SHARED else 1
+        return None if share_openmp_runtime() else 1
 
     def __call__(self, predt, dtrain):
         predt = np.asarray(predt)
@@ -291,6 +225,7 @@ class Metric(EngineMetric):
         return METRIC_NAMES[self.names[-1]].startswith("auc")
 
     def __call__(self, predt, dmatrix):
+        share_openmp_runtime()
         predt = np.asarray(predt)
         n_rows = dmatrix.num_row()
         y = raw = weight = None
@@ -598,6 +533,7 @@ def predict_proba(booster, data, *, loss=None, iteration_range=None):
 def _partition_stats(part, loss, num_class):
     """Label statistics of one partition (None for an empty one), its target resolved as on
     one machine."""
+    share_openmp_runtime()  # on the worker, before its first kernel
     labels = np.asarray(part["label"])
     if labels.shape[0] == 0:
         return None
@@ -607,6 +543,7 @@ def _partition_stats(part, loss, num_class):
 
 def _global_target(client, dtrain, loss, num_class):
     """Prepared loss, task and start from the label statistics of all partitions."""
+    share_openmp_runtime()
     futures = [f for parts in dtrain.worker_map.values() for f in parts]
     stats = client.gather([client.submit(_partition_stats, f, loss, num_class, pure=False)
                            for f in futures])
