@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _metrics
+from . import _metrics, calibration
 from .losses import BINARY, LOSSES, MULTICLASS, MULTILABEL, TASKS, loss_from_dict
 
 # -- engines ---------------------------------------------------------------------------------
@@ -590,6 +590,17 @@ def prediction_loss(engine, record, loss, task_of_model):
         raise ValueError(f"the booster carries no gbloss loss ({engine.untracked}): pass loss=")
     check_prepared(loss, engine)
     return loss, task_of_model()
+
+
+def probabilities(loss, raw, task, calibrate):
+    """P(y | x) from raw scores: calibrated (:func:`gbloss.calibration.calibrated_proba`,
+    the identity for proper losses) when ``calibrate`` is true, else the loss's plain link."""
+    if not isinstance(calibrate, bool | np.bool_):
+        raise ValueError(f"calibrate must be True or False, got {calibrate!r}")
+    task = None if task == BINARY else task
+    if calibrate:
+        return calibration.calibrated_proba(loss, raw, task=task)
+    return loss.predict_proba(raw, task=task)
 
 
 # -- LightGBM parameter names ----------------------------------------------------------------

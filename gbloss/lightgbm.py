@@ -9,7 +9,7 @@ The recipe (plain ``lightgbm.train``)::
     booster = lgb.train(params, train_set, 500, valid_sets=[valid_set],
                         feval=gbl.metric(loss, "average_precision"),
                         callbacks=[lgb.early_stopping(20)])
-    proba = gbl.predict_proba(booster, X_test)    # probabilities, start included
+    proba = gbl.predict_proba(booster, X_test)    # calibrated P(y=1 | x), start included
 
 :func:`params` returns the parameters with ``"objective": gbl.objective(loss)``, the default
 metric switched off and the loss's description, and sets the start as ``init_score`` on the
@@ -98,6 +98,7 @@ from ._adapters import (
     make_record,
     parse_record,
     prediction_loss,
+    probabilities,
     resolve_target,
     training_start,
 )
@@ -506,23 +507,27 @@ def predict_raw(booster, data, *, num_iteration=None):
     return raw
 
 
-def predict_proba(booster, data, *, loss=None, num_iteration=None):
-    """Probabilities of a booster trained with a gbloss objective, through the loss's link.
+def predict_proba(booster, data, *, loss=None, calibrate=True, num_iteration=None):
+    """Probabilities P(y | x) of a booster trained with a gbloss objective.
 
-    Binary: ``P(y=1)``, shape (n,); multiclass: softmax, (n, K). The loss comes from the
-    booster's record (:func:`train`, :func:`params`, :func:`dask_train`; kept by saving and
-    loading) or, for a booster trained without gbloss's parameters, from ``loss=`` (its raw
-    scores are then taken as they are). ``data`` and ``num_iteration`` as in
+    Binary: ``P(y=1)``, shape (n,); multiclass: (n, K), rows summing to 1. ``calibrate=True``
+    (default) inverts the loss's bias (:func:`gbloss.calibration.calibrated_proba`; focal
+    and ASL links are not probabilities, proper losses are left as they are);
+    ``calibrate=False`` gives the loss's plain link (sigmoid or softmax of the raw scores). The
+    loss comes from the booster's record (:func:`train`, :func:`params`, :func:`dask_train`;
+    kept by saving and loading) or, for a booster trained without gbloss's parameters, from
+    ``loss=`` (its raw scores are then taken as they are). ``data`` and ``num_iteration`` as in
     :func:`predict_raw`.
     """
     booster = _booster(booster)
     if _is_dask(data):
         return _dask_map(functools.partial(predict_proba, booster, loss=loss,
-                                           num_iteration=num_iteration), booster, data)
+                                           calibrate=calibrate, num_iteration=num_iteration),
+                         booster, data)
     raw = predict_raw(booster, data, num_iteration=num_iteration)
     loss, task = prediction_loss(ENGINE, _read_record(booster), loss,
                                  lambda: BINARY if raw.ndim == 1 else MULTICLASS)
-    return loss.predict_proba(raw, task=None if task == BINARY else task)
+    return probabilities(loss, raw, task, calibrate)
 
 
 def _is_dask(data):

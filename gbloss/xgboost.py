@@ -9,7 +9,7 @@ The recipe (plain ``xgboost.train``)::
                         obj=gbx.objective(loss),
                         custom_metric=gbx.metric(loss, "average_precision"),
                         evals=[(dvalid, "valid")], early_stopping_rounds=20)
-    proba = gbx.predict_proba(booster, dtest, loss=loss)
+    proba = gbx.predict_proba(booster, dtest, loss=loss)   # calibrated P(y=1 | x)
 
 or in one call, with a booster that remembers its loss (also after ``save_model``/``load_model``)::
 
@@ -66,6 +66,7 @@ from ._adapters import (
     make_record,
     parse_record,
     prediction_loss,
+    probabilities,
     resolve_target,
     training_start,
 )
@@ -506,14 +507,17 @@ def predict_raw(booster, data, *, iteration_range=None):
 
 
 
-def predict_proba(booster, data, *, loss=None, iteration_range=None):
-    """Probabilities of a booster trained with a gbloss objective, through the loss's link.
+def predict_proba(booster, data, *, loss=None, calibrate=True, iteration_range=None):
+    """Probabilities P(y | x) of a booster trained with a gbloss objective.
 
-    Binary: ``P(y=1)``, shape (n,); multiclass: softmax, (n, K); multi-label: per-label
-    sigmoid, (n, K). The loss comes from the booster's record (:func:`train`,
-    :func:`dask_train`; kept by ``save_model``/``load_model``) or from ``loss=`` for a booster
-    trained with plain ``xgboost.train``. ``data`` and ``iteration_range`` as in
-    :func:`predict_raw`.
+    Binary: ``P(y=1)``, shape (n,); multiclass: (n, K), rows summing to 1; multi-label: per
+    label, (n, K). ``calibrate=True`` (default) inverts the loss's bias
+    (:func:`gbloss.calibration.calibrated_proba`; focal and ASL links are not probabilities,
+    proper losses are left as they are); ``calibrate=False`` gives the loss's plain link
+    (sigmoid or softmax of the margins). The loss comes from the booster's record
+    (:func:`train`, :func:`dask_train`; kept by ``save_model``/``load_model``) or from
+    ``loss=`` for a booster trained with plain ``xgboost.train``. ``data`` and
+    ``iteration_range`` as in :func:`predict_raw`.
     """
     raw = _margins(booster, data, iteration_range)
 
@@ -524,7 +528,7 @@ def predict_proba(booster, data, *, loss=None, iteration_range=None):
         return MULTICLASS if int(config["num_class"]) > 0 else MULTILABEL
 
     loss, task = prediction_loss(ENGINE, _read_record(booster), loss, task_of_model)
-    return loss.predict_proba(raw, task=None if task == BINARY else task)
+    return probabilities(loss, raw, task, calibrate)
 
 
 # -- Dask ------------------------------------------------------------------------------------

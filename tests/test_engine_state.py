@@ -374,3 +374,21 @@ def test_multilabel_column_without_positives_is_legitimate(rng):
     with pytest.raises(ValueError, match="the training weights sum to zero"):
         gbx.train({**XGB_PARAMS, "multi_strategy": "multi_output_tree"},
                   xgb.DMatrix(X, label=y, weight=np.zeros(N)), 2, loss=LOSS, metric=None)
+
+
+# -- probabilities ---------------------------------------------------------------------------
+
+
+def test_predict_proba_calibrates_by_default(xgb_booster, lgb_model):
+    xgb_model, X = xgb_booster
+    lgb_booster = lgb.Booster(model_str=lgb_model[0])
+    for module, booster in ((gbx, xgb_model), (gbl, lgb_booster)):
+        raw = module.predict_raw(booster, X)
+        calibrated = gbloss.calibration.calibrated_proba(LOSS, raw)
+        plain = LOSS.predict_proba(raw)
+        assert np.abs(calibrated - plain).max() > 0.05  # focal: the link is biased
+        np.testing.assert_allclose(module.predict_proba(booster, X), calibrated, rtol=1e-12)
+        np.testing.assert_allclose(module.predict_proba(booster, X, calibrate=False), plain,
+                                   rtol=1e-12)
+        with pytest.raises(ValueError, match="calibrate must be True or False, got 'no'"):
+            module.predict_proba(booster, X, calibrate="no")

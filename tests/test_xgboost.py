@@ -342,18 +342,22 @@ def test_save_load_round_trip(name, task, strategy, fmt, rng, tmp_path):
     dvalid, *_ = _dmatrix(task, rng, n=100)
     booster = gbx.train(_task_params(task, strategy), dtrain, 12, loss=LOSSES[name](task),
                         evals=[(dvalid, "valid")], early_stopping_rounds=3, verbose_eval=False)
-    before = gbx.predict_proba(booster, X)
+    before = gbx.predict_proba(booster, X, calibrate=False)
     path = tmp_path / f"model.{fmt}"
     booster.save_model(path)
     loaded = xgb.Booster(model_file=path)
-    np.testing.assert_array_equal(gbx.predict_proba(loaded, X), before)
-    np.testing.assert_array_equal(gbx.predict_proba(loaded, xgb.DMatrix(X)), before)
+    np.testing.assert_array_equal(gbx.predict_proba(loaded, X, calibrate=False), before)
+    np.testing.assert_array_equal(gbx.predict_proba(loaded, xgb.DMatrix(X), calibrate=False),
+                                  before)
     stored = gbloss.loss_from_dict(json.loads(loaded.attr(gbx.ATTR_LOSS)))
     assert type(stored) is type(LOSSES[name](task))
     raw = loaded.predict(xgb.DMatrix(X), output_margin=True,
                          iteration_range=(0, loaded.best_iteration + 1))
-    np.testing.assert_allclose(before, stored.predict_proba(
-        raw, task=None if task == "binary" else task), rtol=1e-12)
+    task_arg = None if task == "binary" else task
+    np.testing.assert_allclose(before, stored.predict_proba(raw, task=task_arg), rtol=1e-12)
+    # by default, the calibrated probabilities of the stored loss
+    np.testing.assert_allclose(gbx.predict_proba(loaded, X), gbloss.calibration.calibrated_proba(
+        stored, raw, task=task_arg), rtol=1e-12)
 
 
 def test_predict_proba_refuses_a_different_loss(rng):
