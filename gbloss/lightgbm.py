@@ -85,23 +85,9 @@ import weakref
 import lightgbm
 import numpy as np
 
+from . import _adapters as core
 from . import _metrics
-from ._adapters import (
-    LIGHTGBM_ALIASES,
-    Engine,
-    EngineMetric,
-    EngineObjective,
-    LabelStats,
-    decode_json,
-    label_stats,
-    lightgbm_param,
-    make_record,
-    parse_record,
-    prediction_loss,
-    probabilities,
-    resolve_target,
-    training_start,
-)
+from ._adapters import LIGHTGBM_ALIASES, Engine, EngineMetric, EngineObjective, LabelStats
 from .losses import BINARY, MULTICLASS
 
 #: LightGBM parameter that carries the loss record in the saved model (see the module notes).
@@ -154,8 +140,8 @@ def _weights(dataset):
 
 def _training_target(loss, train_set, num_class):
     """The prepared loss, task, start and outputs per row of a training Dataset."""
-    target = resolve_target(ENGINE, loss, _labels(train_set), None, num_class)
-    loss, start = training_start(loss, label_stats(target, _weights(train_set)))
+    target = core.resolve_target(ENGINE, loss, _labels(train_set), None, num_class)
+    loss, start = core.training_start(loss, core.label_stats(target, _weights(train_set)))
     return loss, target.task, start, target.n_outputs
 
 
@@ -264,8 +250,8 @@ class Metric(EngineMetric):
         else:  # (y_true, y_pred, weight)
             labels, preds, weight = preds, eval_set, _array_or_none(weight)
         raw = np.asarray(preds, dtype=np.float64)
-        target = resolve_target(ENGINE, self.loss, labels, raw.shape[0],
-                                raw.shape[1] if raw.ndim == 2 else 0)
+        target = core.resolve_target(ENGINE, self.loss, labels, raw.shape[0],
+                                     raw.shape[1] if raw.ndim == 2 else 0)
         values = [(n, value, _metrics.higher_is_better(n))
                   for n, value in self._values(target.y, raw, weight)]
         return values[0] if len(values) == 1 else values
@@ -298,12 +284,12 @@ def _decode_record(value):
             except ValueError as exc:  # not hex, or not UTF-8
                 raise ValueError(f"the gbloss record in {_RECORD_WHERE} is corrupt: not "
                                  f"hex-encoded text ({exc})") from None
-            return decode_json(text, _RECORD_WHERE)
+            return core.decode_json(text, _RECORD_WHERE)
     return None
 
 
 def _read_record(booster):
-    value = lightgbm_param(booster.params or {}, "valid")
+    value = core.lightgbm_param(booster.params or {}, "valid")
     if value is None:  # e.g. a Booster built in a way that did not load its parameters
         text = booster.model_to_string()
         begin = text.find(f"\n[{RECORD_PARAM}: ")
@@ -313,7 +299,7 @@ def _read_record(booster):
     fields = _decode_record(value)
     if fields is None:
         return None
-    return parse_record(fields, _RECORD_WHERE, booster.num_model_per_iteration())
+    return core.parse_record(fields, _RECORD_WHERE, booster.num_model_per_iteration())
 
 
 def record(booster):
@@ -344,11 +330,11 @@ def _check_params(params):
         if present:
             raise ValueError(f"remove params[{present[0]!r}]: {why} (see the notes of "
                              "gbloss.lightgbm)")
-    if str(lightgbm_param(params, "boosting", "gbdt")).lower() in ("rf", "random_forest"):
+    if str(core.lightgbm_param(params, "boosting", "gbdt")).lower() in ("rf", "random_forest"):
         raise ValueError("boosting='rf' is not supported: LightGBM's random forest takes no "
                          "init_score, so it cannot start from the loss's start; use "
                          "boosting='gbdt' (with bagging for randomness) or 'dart'")
-    metric_value = lightgbm_param(params, "metric")
+    metric_value = core.lightgbm_param(params, "metric")
     if metric_value not in (None, "None", "none", "", "null", "na", "custom", []):
         raise ValueError(f"remove params['metric'] = {metric_value!r}: with a custom objective "
                          "LightGBM computes built-in metrics on raw scores (and early stopping "
@@ -358,8 +344,9 @@ def _check_params(params):
 
 
 def _start_fits_in_trees(params):
-    boosting = str(lightgbm_param(params, "boosting", "gbdt")).lower()
-    return boosting in ("gbdt", "gbrt", "goss") and not lightgbm_param(params, "linear_tree", False)
+    boosting = str(core.lightgbm_param(params, "boosting", "gbdt")).lower()
+    linear = core.lightgbm_param(params, "linear_tree", False)
+    return boosting in ("gbdt", "gbrt", "goss") and not linear
 
 
 def _n_rows(dataset, what):
@@ -393,14 +380,14 @@ def _make_params(loss, train_set, params, valid_sets, *, hessian_scale, n_thread
     params = dict(params or {})
     _check_params(params)
     loss, task, start, n_out = _training_target(loss, train_set,
-                                                lightgbm_param(params, "num_class"))
+                                                core.lightgbm_param(params, "num_class"))
     _set_start(_unique_sets(train_set, valid_sets), task, start)
     for alias in LIGHTGBM_ALIASES["metric"]:
         params.pop(alias, None)
     params["objective"] = Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
     params["objective"].expected_start = start  # spares recomputing it on the first round
     params["metric"] = "None"
-    params[RECORD_PARAM] = _encode_record(make_record(loss, task, start, n_out, in_trees))
+    params[RECORD_PARAM] = _encode_record(core.make_record(loss, task, start, n_out, in_trees))
     return params, loss, task, start
 
 
@@ -525,9 +512,9 @@ def predict_proba(booster, data, *, loss=None, calibrate=True, num_iteration=Non
                                            calibrate=calibrate, num_iteration=num_iteration),
                          booster, data)
     raw = predict_raw(booster, data, num_iteration=num_iteration)
-    loss, task = prediction_loss(ENGINE, _read_record(booster), loss,
-                                 lambda: BINARY if raw.ndim == 1 else MULTICLASS)
-    return probabilities(loss, raw, task, calibrate)
+    loss, task = core.prediction_loss(ENGINE, _read_record(booster), loss,
+                                      lambda: BINARY if raw.ndim == 1 else MULTICLASS)
+    return core.probabilities(loss, raw, task, calibrate)
 
 
 def _is_dask(data):
@@ -568,8 +555,8 @@ def _block_stats(loss, y, weight, num_class):
     y = np.asarray(y)
     if y.size == 0:
         return None
-    target = resolve_target(ENGINE, loss, y, None, num_class)
-    return label_stats(target, weight)
+    target = core.resolve_target(ENGINE, loss, y, None, num_class)
+    return core.label_stats(target, weight)
 
 
 def _blocks(collection):
@@ -602,11 +589,13 @@ def _global_target(client, loss, y, sample_weight, num_class):
     if num_class <= 1 and largest > 1:
         # class ids > 1: multiclass, or the message of a loss without a multiclass form
         num_class = int(largest) + 1 if MULTICLASS in loss.tasks else 0
-        resolve_target(ENGINE, loss, [largest], 1, num_class)
+        core.resolve_target(ENGINE, loss, [largest], 1, num_class)
     stats = client.gather(client.compute([
         dask.delayed(_block_stats)(loss, yb, wb, num_class)
         for yb, wb in zip(y_blocks, w_blocks, strict=True)]))
     stats = [s for s in stats if s is not None]
+    if not stats:
+        raise ValueError("y has no rows")
     if num_class > 1:
         present = min(int(np.count_nonzero(s.counts)) for s in stats)
         if present < num_class:
@@ -615,7 +604,7 @@ def _global_target(client, loss, y, sample_weight, num_class):
                              "worker, so every partition needs every class; shuffle or "
                              "repartition y")
     total = LabelStats.total(stats)
-    loss, start = training_start(loss, total)
+    loss, start = core.training_start(loss, total)
     return loss, total.task, start, total.n_outputs
 
 
@@ -652,7 +641,7 @@ def dask_train(client, params, X, y, num_boost_round=100, *, loss, sample_weight
     for key in ("init_score", "eval_init_score", "eval_metric"):
         if key in fit_kwargs:
             raise TypeError(f"{key}= is set by gbloss (or not supported on Dask); drop it")
-    num_class = lightgbm_param(params, "num_class")
+    num_class = core.lightgbm_param(params, "num_class")
     loss, task, start, n_out = _global_target(client, loss, y, sample_weight, num_class)
     for alias in LIGHTGBM_ALIASES["num_class"]:
         params.pop(alias, None)  # DaskLGBMClassifier sets it from the classes
@@ -660,7 +649,7 @@ def dask_train(client, params, X, y, num_boost_round=100, *, loss, sample_weight
     obj = Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
     obj.expected_start = start
     params.update(metric="None", **{RECORD_PARAM: _encode_record(
-        make_record(loss, task, start, n_out, in_trees))})
+        core.make_record(loss, task, start, n_out, in_trees))})
     model = lightgbm.DaskLGBMClassifier(client=client, objective=obj,
                                         n_estimators=int(num_boost_round), **params)
     model.fit(X, y, sample_weight=sample_weight, init_score=_constant_like(y, task, start),

@@ -55,21 +55,8 @@ import warnings
 import numpy as np
 import xgboost
 
-from ._adapters import (
-    Engine,
-    EngineMetric,
-    EngineObjective,
-    LabelStats,
-    check_prepared,
-    decode_json,
-    label_stats,
-    make_record,
-    parse_record,
-    prediction_loss,
-    probabilities,
-    resolve_target,
-    training_start,
-)
+from . import _adapters as core
+from ._adapters import Engine, EngineMetric, EngineObjective, LabelStats
 from ._runtime import share_openmp_runtime
 from .losses import BINARY, MULTICLASS, MULTILABEL
 
@@ -123,8 +110,8 @@ def __getattr__(name):
 def _training_target(loss, dtrain, num_class):
     """The prepared loss, task and start of a training DMatrix."""
     share_openmp_runtime()  # before the start's kernels start Numba's threads
-    target = resolve_target(ENGINE, loss, dtrain.get_label(), dtrain.num_row(), num_class)
-    loss, start = training_start(loss, label_stats(target, _weights(dtrain)))
+    target = core.resolve_target(ENGINE, loss, dtrain.get_label(), dtrain.num_row(), num_class)
+    loss, start = core.training_start(loss, core.label_stats(target, _weights(dtrain)))
     return loss, target.task, start
 
 
@@ -232,8 +219,8 @@ class Metric(EngineMetric):
         y = raw = weight = None
         if n_rows:  # a Dask worker may hold no rows of an eval set
             labels = dmatrix.get_label()
-            target = resolve_target(ENGINE, self.loss, labels, n_rows,
-                                    _num_class(labels, n_rows, predt))
+            target = core.resolve_target(ENGINE, self.loss, labels, n_rows,
+                                         _num_class(labels, n_rows, predt))
             y, raw, weight = target.y, predt.reshape(target.shape), _weights(dmatrix)
         if xgboost.collective.is_distributed():
             y, raw, weight = _gather(y, raw, weight)
@@ -326,7 +313,7 @@ def params(loss, dtrain, params=None):
     multi-label) and ``disable_default_eval_metric=1``. Checks the target against the loss and
     ``num_class``/``multi_strategy``, and refuses ``objective`` and ``base_score`` entries.
     """
-    check_prepared(loss, ENGINE)
+    core.check_prepared(loss, ENGINE)
     params = dict(params or {})
     _check_params(params)
     loss, task, start = _training_target(loss, dtrain, params.get("num_class"))
@@ -400,7 +387,7 @@ def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None
         booster = loop(train_params, dtrain, num_boost_round, X=X, loss=loss,
                        hessian_scale=hessian_scale, evals=evals, custom_metric=custom,
                        maximize=maximize, early_stopping_rounds=early_stopping_rounds, **kwargs)
-    _store_record(booster, make_record(loss, task, start, np.size(start), True))
+    _store_record(booster, core.make_record(loss, task, start, np.size(start), True))
     return booster
 
 
@@ -461,12 +448,12 @@ def _read_record(booster):
     for key, attr in (("version", ATTR_VERSION), ("loss", ATTR_LOSS),
                       ("num_class", ATTR_NUM_CLASS), ("start", ATTR_START)):
         if attr in attrs:
-            fields[key] = decode_json(attrs[attr], f"{_RECORD_WHERE} ({attr})")
+            fields[key] = core.decode_json(attrs[attr], f"{_RECORD_WHERE} ({attr})")
     if ATTR_VERSION not in attrs and ATTR_LOSS in attrs:  # gbloss 0.1.0: loss, task, start
         fields["version"] = 1
         if isinstance(fields.get("start"), list):
             fields["num_class"] = len(fields["start"])
-    return parse_record(fields, _RECORD_WHERE, _model_outputs(booster))
+    return core.parse_record(fields, _RECORD_WHERE, _model_outputs(booster))
 
 
 def record(booster):
@@ -527,8 +514,8 @@ def predict_proba(booster, data, *, loss=None, calibrate=True, iteration_range=N
         config = json.loads(booster.save_config())["learner"]["learner_model_param"]
         return MULTICLASS if int(config["num_class"]) > 0 else MULTILABEL
 
-    loss, task = prediction_loss(ENGINE, _read_record(booster), loss, task_of_model)
-    return probabilities(loss, raw, task, calibrate)
+    loss, task = core.prediction_loss(ENGINE, _read_record(booster), loss, task_of_model)
+    return core.probabilities(loss, raw, task, calibrate)
 
 
 # -- Dask ------------------------------------------------------------------------------------
@@ -541,8 +528,8 @@ def _partition_stats(part, loss, num_class):
     labels = np.asarray(part["label"])
     if labels.shape[0] == 0:
         return None
-    target = resolve_target(ENGINE, loss, labels, labels.shape[0], num_class)
-    return label_stats(target, part.get("weight"))
+    target = core.resolve_target(ENGINE, loss, labels, labels.shape[0], num_class)
+    return core.label_stats(target, part.get("weight"))
 
 
 def _global_target(client, dtrain, loss, num_class):
@@ -555,7 +542,7 @@ def _global_target(client, dtrain, loss, num_class):
     if not stats:
         raise ValueError("the training DaskDMatrix has no rows")
     total = LabelStats.total(stats)
-    loss, start = training_start(loss, total)
+    loss, start = core.training_start(loss, total)
     return loss, total.task, start
 
 
@@ -586,7 +573,7 @@ def dask_train(client, params, dtrain, num_boost_round=10, *, loss, metric="loss
                                                         maximize=maximize))
     result = dxgb.train(client, train_params, dtrain, num_boost_round, evals=evals, obj=obj,
                         custom_metric=custom, callbacks=callbacks or None, **kwargs)
-    _store_record(result["booster"], make_record(loss, task, start, np.size(start), True))
+    _store_record(result["booster"], core.make_record(loss, task, start, np.size(start), True))
     return result
 
 

@@ -146,38 +146,31 @@ def test_random_edits_give_the_gradients_of_a_fresh_objective(edits):
 # -- threads ---------------------------------------------------------------------------------
 
 
-def test_xgboost_one_objective_in_two_threads_gives_the_serial_models(rng):
-    X, y = _binary(rng)
-    sets = [xgb.DMatrix(X, label=y), xgb.DMatrix(X, label=1.0 - y)]
+def _xgboost_fit(X, labels):
+    """A training of ``labels[i]`` with objective ``obj``, as a function of (i, obj)."""
+    sets = [xgb.DMatrix(X, label=y) for y in labels]
     params = [gbx.params(LOSS, d, XGB_PARAMS) for d in sets]
-
-    def job(i, obj):
-        return lambda: _xgb_margins(xgb.train(params[i], sets[i], 15, obj=obj), X)
-
-    serial = [job(i, gbx.objective(LOSS))() for i in range(2)]
-    shared = gbx.objective(LOSS)
-    for _ in range(3):
-        threaded = _in_threads(job(0, shared), job(1, shared), job(0, shared))
-        for got, i in zip(threaded, (0, 1, 0), strict=True):
-            np.testing.assert_array_equal(got, serial[i])
+    return lambda i, obj: _xgb_margins(xgb.train(params[i], sets[i], 15, obj=obj), X)
 
 
-def test_lightgbm_one_objective_in_two_threads_gives_the_serial_models(rng):
+def _lightgbm_fit(X, labels):
+    def fit(i, obj):
+        dataset = lgb.Dataset(X, label=labels[i], params={"verbosity": -1})
+        params = {**gbl.params(LOSS, dataset, LGB_PARAMS), "objective": obj}
+        return lgb.train(params, dataset, 15).predict(X, raw_score=True)
+    return fit
+
+
+@pytest.mark.parametrize(("fit", "make"), [(_xgboost_fit, gbx.objective),
+                                           (_lightgbm_fit, gbl.objective)],
+                         ids=["xgboost", "lightgbm"])
+def test_one_objective_in_two_threads_gives_the_serial_models(fit, make, rng):
     X, y = _binary(rng)
-    labels = [y, 1.0 - y]
-
-    def job(i, obj):
-        def fit():
-            dataset = lgb.Dataset(X, label=labels[i], params={"verbosity": -1})
-            params = gbl.params(LOSS, dataset, LGB_PARAMS)
-            params["objective"] = obj
-            return lgb.train(params, dataset, 15).predict(X, raw_score=True)
-        return fit
-
-    serial = [job(i, gbl.objective(LOSS))() for i in range(2)]
-    shared = gbl.objective(LOSS)
+    fit = fit(X, [y, 1.0 - y])
+    serial = [fit(i, make(LOSS)) for i in range(2)]
+    shared = make(LOSS)
     for _ in range(3):
-        threaded = _in_threads(job(0, shared), job(1, shared), job(0, shared))
+        threaded = _in_threads(*(lambda i=i: fit(i, shared) for i in (0, 1, 0)))
         for got, i in zip(threaded, (0, 1, 0), strict=True):
             np.testing.assert_array_equal(got, serial[i])
 
