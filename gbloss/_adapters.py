@@ -9,8 +9,8 @@ record, and the words of its messages (:class:`Engine`). Everything else lives h
   that name the setting to change;
 * **label statistics, the prepared loss and the start** (:func:`label_stats`,
   :func:`training_start`): ``LabelStats`` of the training labels (summed over Dask partitions
-  with ``LabelStats.total``), ``loss.prepare(stats)`` and ``loss.start(stats)``, and one rule
-  for degenerate weights (:func:`check_weight_masses`);
+  with ``LabelStats.total``), ``loss.prepare(stats)`` and ``loss.start(stats)``, whose rule
+  for degenerate weights applies to every engine and task;
 * **the objective body** (:class:`EngineObjective`): per-training-run state, the first round's
   validation and start check, gradient buffers refilled every round;
 * **the metric body** (:class:`EngineMetric`);
@@ -40,8 +40,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _metrics, calibration
-from .losses import BINARY, LOSSES, MULTICLASS, MULTILABEL, TASKS, loss_from_dict
+from . import _metrics
+from .losses import (
+    BINARY,
+    MULTICLASS,
+    MULTILABEL,
+    REGISTRY,
+    TASKS,
+    LabelStats,
+    loss_from_dict,
+)
 
 # -- engines ---------------------------------------------------------------------------------
 
@@ -87,7 +95,7 @@ class Target(NamedTuple):
 
 def alternatives(task):
     """The registered losses that serve ``task``, as words for an error message."""
-    names = [name for name, cls in LOSSES.items() if task in cls.tasks]
+    names = [name for name, cls in REGISTRY.items() if task in cls.tasks]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
@@ -166,114 +174,25 @@ def _check_binary_labels(name, loss, y):
 # -- label statistics, the prepared loss and the start ---------------------------------------
 
 
-class LabelStats:
-    """Class counts and weighted class masses of training labels, summable over partitions.
-
-    ``counts`` and ``masses``: binary (2,) ``[sum(1 - y), sum(y)]``; multiclass (K,) per
-    class; multi-label (K, 2) per label ``[sum(1 - y), sum(y)]``; ``masses`` weighted.
-    """
-
-    def __init__(self, task, counts, masses):
-        self.task = task
-        self.counts = np.asarray(counts, dtype=np.float64)
-        self.masses = np.asarray(masses, dtype=np.float64)
-
-    @property
-    def n_outputs(self):
-        return 1 if self.task == BINARY else self.counts.shape[0]
-
-    @classmethod
-    def from_labels(cls, task, y, sample_weight=None, n_outputs=None):
-        y = np.asarray(y, dtype=np.float64)
-        w = np.ones(y.shape[0])
-        if sample_weight is not None:
-            w = np.asarray(sample_weight, dtype=np.float64).ravel()
-            if w.shape[0] != y.shape[0]:
-                raise ValueError(f"sample_weight has {w.shape[0]} entries but y has "
-                                 f"{y.shape[0]} rows")
-            if not np.all(np.isfinite(w) & (w >= 0)):
-                raise ValueError("sample_weight must be finite and >= 0")
-        if task == MULTICLASS:
-            idx = y.astype(np.intp)
-            k = int(n_outputs) if n_outputs is not None else int(idx.max()) + 1
-            return cls(task, np.bincount(idx, minlength=k),
-                       np.bincount(idx, weights=w, minlength=k))
-        y2 = y.reshape(y.shape[0], -1)
-        counts = np.stack([(1.0 - y2).sum(axis=0), y2.sum(axis=0)], axis=-1)
-        masses = np.stack([(w[:, None] * (1.0 - y2)).sum(axis=0),
-                           (w[:, None] * y2).sum(axis=0)], axis=-1)
-        return cls(task, counts[0], masses[0]) if task == BINARY else cls(task, counts, masses)
-
-    @staticmethod
-    def total(stats):
-        stats = list(stats)
-        return LabelStats(stats[0].task, sum(s.counts for s in stats),
-                          sum(s.masses for s in stats))
-
-
 def label_stats(target, weight):
     """``LabelStats`` of a resolved target with the engine's weights (None: unweighted)."""
     return LabelStats.from_labels(target.task, target.y, weight, n_outputs=target.n_outputs)
 
 
-def check_weight_masses(stats):
-    """One rule for degenerate weights: the total training weight must be positive, and so
-    must every class's total weight for binary and multiclass targets (the start of a class
-    without weight is infinite). A multi-label column without positives (or negatives) is
-    legitimate: its start is bounded."""
-    masses = stats.masses
-    total = masses[0].sum() if stats.task == MULTILABEL else masses.sum()
-    if not total > 0:
-        raise ValueError("the training weights sum to zero (sample_weight or the dataset's "
-                         "weights, times any class weights): there is nothing to fit")
-    if stats.task == MULTILABEL:
-        return
-    empty = np.flatnonzero(masses <= 0).tolist()
-    if empty:
-        raise ValueError(f"class(es) {empty} of this {stats.task} target have total training "
-                         "weight 0 (no rows, or only rows of weight 0): the loss's start "
-                         "would be infinite; every class of a binary or multiclass target "
-                         "needs a positive total weight")
-
-
 def training_start(loss, stats):
     """The loss prepared on ``stats`` (logit-adjustment priors) and its start: a float for
-    binary targets, an array (K,) otherwise. Applies :func:`check_weight_masses`."""
-    check_weight_masses(stats)
-    loss = _prepared(loss, stats)
-    return loss, _start(loss, stats)
-
-
-def _prepared(loss, stats):
-    if is_prepared(loss):
-        return loss
-    counts = stats.counts if stats.task == MULTICLASS else stats.counts.reshape(-1, 2)[0]
-    return loss.with_priors(counts / counts.sum())
-
-
-def _start(loss, stats):
-    masses = stats.masses
-    if stats.task == BINARY:  # two rows, label 1 and 0, carrying the weighted masses
-        return float(loss.init_score(np.array([1.0, 0.0]), masses[[1, 0]]))
-    if stats.task == MULTICLASS:
-        k = masses.shape[0]
-        return np.asarray(loss.init_score(np.arange(k, dtype=np.float64), masses, n_classes=k),
-                          dtype=np.float64)
-    total = masses[0].sum()  # one row with the weighted mean soft label
-    return np.asarray(loss.init_score((masses[:, 1] / total)[None, :], np.array([total])),
-                      dtype=np.float64)
-
-
-def is_prepared(loss):
-    """Whether ``loss`` is ready for an engine (no statistics of training labels missing)."""
-    return getattr(loss, "priors", False) is not None
+    binary targets, an array (K,) otherwise. ``loss.start`` applies the one rule for
+    degenerate weights before anything else: the total weight must be positive, and a binary or
+    multiclass target needs weight in two classes at least."""
+    start = loss.start(stats)
+    return loss.prepare(stats), start
 
 
 def check_prepared(loss, engine):
     """Refuse a loss that still needs statistics of the training labels
     (``LogitAdjustedLoss(priors=None)``): each caller would estimate them from whatever
     labels it sees."""
-    if not is_prepared(loss):
+    if not loss.is_prepared:
         raise ValueError(f"{loss!r} is not prepared (no class priors yet): fix the statistics "
                          "it needs from the training labels first, loss = "
                          f"loss.prepare(y_train) ({engine.module}.train and dask_train do this "
@@ -541,7 +460,7 @@ def parse_record(fields, where, model_outputs):
     task, num_class = fields["task"], fields["num_class"]
     if task not in TASKS or task not in loss.tasks:
         raise refuse(f"has task {task!r}, not one of {type(loss).__name__}'s {loss.tasks}")
-    if not is_prepared(loss):
+    if not loss.is_prepared:
         raise refuse(f"holds an unprepared loss {loss!r}")
     if isinstance(num_class, bool) or not isinstance(num_class, int) or (
             num_class != 1 if task == BINARY else num_class < 2):
@@ -593,14 +512,9 @@ def prediction_loss(engine, record, loss, task_of_model):
 
 
 def probabilities(loss, raw, task, calibrate):
-    """P(y | x) from raw scores: calibrated (:func:`gbloss.calibration.calibrated_proba`,
-    the identity for proper losses) when ``calibrate`` is true, else the loss's plain link."""
-    if not isinstance(calibrate, bool | np.bool_):
-        raise ValueError(f"calibrate must be True or False, got {calibrate!r}")
-    task = None if task == BINARY else task
-    if calibrate:
-        return calibration.calibrated_proba(loss, raw, task=task)
-    return loss.predict_proba(raw, task=task)
+    """P(y | x) from raw scores: calibrated when ``calibrate`` is true (the identity for proper
+    losses), else the loss's plain link (``loss.predict_proba``)."""
+    return loss.predict_proba(raw, task=None if task == BINARY else task, calibrate=calibrate)
 
 
 # -- LightGBM parameter names ----------------------------------------------------------------

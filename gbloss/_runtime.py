@@ -51,7 +51,7 @@ import threading
 import numba
 import numpy as np
 
-from . import _kernels
+from .losses import _loops
 
 _lock = threading.Lock()
 _shared = None  # the decision, once made
@@ -109,7 +109,7 @@ def _bind_numba_to_xgboost_runtime():
     numba.get_num_threads()  # starts Numba's threading layer, bound to the global runtime
     if numba.threading_layer() != "omp":
         return False
-    _kernels.check_weights.parallel(np.zeros(4 * n))
+    _loops.check_weights.parallel(np.zeros(4 * n))
     return _thread_count() == before
 
 

@@ -498,7 +498,7 @@ def predict_proba(booster, data, *, loss=None, calibrate=True, num_iteration=Non
     """Probabilities P(y | x) of a booster trained with a gbloss objective.
 
     Binary: ``P(y=1)``, shape (n,); multiclass: (n, K), rows summing to 1. ``calibrate=True``
-    (default) inverts the loss's bias (:func:`gbloss.calibration.calibrated_proba`; focal
+    (default) inverts the loss's bias (:meth:`gbloss.Loss.predict_proba`; focal
     and ASL links are not probabilities, proper losses are left as they are);
     ``calibrate=False`` gives the loss's plain link (sigmoid or softmax of the raw scores). The
     loss comes from the booster's record (:func:`train`, :func:`params`, :func:`dask_train`;

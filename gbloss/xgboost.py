@@ -499,7 +499,7 @@ def predict_proba(booster, data, *, loss=None, calibrate=True, iteration_range=N
 
     Binary: ``P(y=1)``, shape (n,); multiclass: (n, K), rows summing to 1; multi-label: per
     label, (n, K). ``calibrate=True`` (default) inverts the loss's bias
-    (:func:`gbloss.calibration.calibrated_proba`; focal and ASL links are not probabilities,
+    (:meth:`gbloss.Loss.predict_proba`; focal and ASL links are not probabilities,
     proper losses are left as they are); ``calibrate=False`` gives the loss's plain link
     (sigmoid or softmax of the margins). The loss comes from the booster's record
     (:func:`train`, :func:`dask_train`; kept by ``save_model``/``load_model``) or from

@@ -312,23 +312,27 @@ def test_train_refuses_wrong_parameter_types(rng):
 # -- degenerate weights ----------------------------------------------------------------------
 
 
+def _loss_for(params):
+    return gbloss.FocalLoss(2.0) if "num_class" in params else LOSS
+
+
 def _train_xgboost(X, y, w, **params):
-    return gbx.train({**XGB_PARAMS, **params}, xgb.DMatrix(X, label=y, weight=w), 2, loss=LOSS,
-                     metric=None)
+    return gbx.train({**XGB_PARAMS, **params}, xgb.DMatrix(X, label=y, weight=w), 2,
+                     loss=_loss_for(params), metric=None)
 
 
 def _train_lightgbm(X, y, w, **params):
-    return gbl.train({**LGB_PARAMS, **params}, lgb.Dataset(X, label=y, weight=w), 2, loss=LOSS,
-                     metric=None)
+    return gbl.train({**LGB_PARAMS, **params}, lgb.Dataset(X, label=y, weight=w), 2,
+                     loss=_loss_for(params), metric=None)
 
 
 @pytest.mark.parametrize("train", [_train_xgboost, _train_lightgbm], ids=["xgboost", "lightgbm"])
 @pytest.mark.parametrize(("case", "match"), [
-    ("all-zero-weights", "the training weights sum to zero"),
-    ("one-class", r"class\(es\) \[1\] of this binary target have total training weight 0"),
-    ("zero-weight-class", r"class\(es\) \[1\] of this binary target have total training weight"),
-    ("multiclass-zero-weight-class", r"class\(es\) \[2\] of this multiclass target"),
-    ("multiclass-all-zero", "the training weights sum to zero"),
+    ("all-zero-weights", "the training labels have zero total weight"),
+    ("one-class", r"weight in only one label value \(0 or 1\)"),
+    ("zero-weight-class", r"weight in only one label value \(0 or 1\)"),
+    ("multiclass-one-weighted-class", "weight in only one class"),
+    ("multiclass-all-zero", "the training labels have zero total weight"),
 ])
 def test_degenerate_weights_get_one_clear_error(train, case, match, rng):
     X, y = _binary(rng)
@@ -341,17 +345,27 @@ def test_degenerate_weights_get_one_clear_error(train, case, match, rng):
         w = np.where(y == 1, 0.0, 1.0)
     else:
         y, params = np.arange(N) % 3, {"num_class": 3}
-        w = np.zeros(N) if case == "multiclass-all-zero" else np.where(y == 2, 0.0, 1.0)
+        w = np.zeros(N) if case == "multiclass-all-zero" else np.where(y == 2, 1.0, 0.0)
     with pytest.raises(ValueError, match=match):
         train(X, y, w, **params)
+
+
+@pytest.mark.parametrize("train", [_train_xgboost, _train_lightgbm], ids=["xgboost", "lightgbm"])
+def test_a_multiclass_class_without_weight_is_legitimate(train, rng):
+    X, _ = _binary(rng)
+    y = np.arange(N) % 3
+    booster = train(X, y, np.where(y == 2, 0.0, 1.0), num_class=3)
+    module = gbx if train is _train_xgboost else gbl
+    start = module.record(booster)["start"]
+    assert start[2] < -20 < max(start[:2])  # the bound, not -inf
 
 
 def test_plain_objective_applies_the_same_rule(rng):
     X, _ = _binary(rng)
     dtrain = xgb.DMatrix(X, label=np.zeros(N))
-    with pytest.raises(ValueError, match="binary target have total training weight 0"):
+    with pytest.raises(ValueError, match="weight in only one label value"):
         xgb.train(XGB_PARAMS, dtrain, 1, obj=gbx.objective(LOSS))
-    with pytest.raises(ValueError, match="binary target have total training weight 0"):
+    with pytest.raises(ValueError, match="weight in only one label value"):
         gbx.params(LOSS, dtrain)
 
 
@@ -364,7 +378,7 @@ def test_multilabel_column_without_positives_is_legitimate(rng):
     assert start[2] < -20 and np.all(np.isfinite(start))
     proba = gbx.predict_proba(booster, X)
     assert proba.shape == (N, 3) and proba[:, 2].max() < 1e-6
-    with pytest.raises(ValueError, match="the training weights sum to zero"):
+    with pytest.raises(ValueError, match="the training labels have zero total weight"):
         gbx.train({**XGB_PARAMS, "multi_strategy": "multi_output_tree"},
                   xgb.DMatrix(X, label=y, weight=np.zeros(N)), 2, loss=LOSS, metric=None)
 
@@ -377,8 +391,7 @@ def test_predict_proba_calibrates_by_default(xgb_booster, lgb_model):
     lgb_booster = lgb.Booster(model_str=lgb_model[0])
     for module, booster in ((gbx, xgb_model), (gbl, lgb_booster)):
         raw = module.predict_raw(booster, X)
-        calibrated = gbloss.calibration.calibrated_proba(LOSS, raw)
-        plain = LOSS.predict_proba(raw)
+        calibrated, plain = LOSS.predict_proba(raw), LOSS.predict_proba(raw, calibrate=False)
         assert np.abs(calibrated - plain).max() > 0.05  # focal: the link is biased
         np.testing.assert_allclose(module.predict_proba(booster, X), calibrated, rtol=1e-12)
         np.testing.assert_allclose(module.predict_proba(booster, X, calibrate=False), plain,
