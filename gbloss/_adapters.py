@@ -41,15 +41,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _metrics
-from .losses import (
-    BINARY,
-    MULTICLASS,
-    MULTILABEL,
-    REGISTRY,
-    TASKS,
-    LabelStats,
-    loss_from_dict,
-)
+from .losses import BINARY, MULTICLASS, MULTILABEL, REGISTRY, TASKS, LabelStats, loss_from_dict
 
 # -- engines ---------------------------------------------------------------------------------
 
