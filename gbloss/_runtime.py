@@ -1,7 +1,8 @@
 """gbloss's threads and OpenMP runtimes: the policy and its switches, in one place.
 
-Importing gbloss (or any of its modules) changes nothing in the process: no library is loaded
-globally and no thread is started.
+Importing gbloss (or any of its modules) makes no library global and starts no thread
+(``gbloss.lightgbm`` imports LightGBM, which loads the system libgomp, as any LightGBM import
+does).
 
 Thread policy
 -------------
