@@ -372,6 +372,8 @@ def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None
     ``process_type="update"``) gbloss warns and trains with the host objective, whose per-round
     copies cost several times the built-in objective's time (shared/reference/gpu.md).
     """
+    hessian_scale = core.check_hessian_scale(hessian_scale)  # the GPU loop takes it too
+    n_threads = core.check_n_threads(n_threads)
     train_params, loss, task, start = _training_setup(
         params, kwargs, lambda num_class: _training_target(loss, dtrain, num_class))
     custom, maximize = _metric_and_direction(loss, metric, maximize)
