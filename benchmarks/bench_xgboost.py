@@ -35,6 +35,8 @@ from common import interleaved_times, make_data, numpy_focal_binary, paired_rati
 import gbloss
 import gbloss.xgboost as gbx
 
+gbx.share_openmp_runtime()  # before anything starts Numba's threads (gbloss/_runtime.py)
+
 GAMMA, ALPHA = 2.0, 0.25
 
 

@@ -50,7 +50,7 @@ Design decisions
   :func:`train` refuse a ``valid`` entry of their own.
 * **Hessians** are gbloss's (exact softmax diagonal ``p_k(1 - p_k)`` times focal factors, PSD
   policy for the focal-type losses). LightGBM's ``multiclass`` uses ``K/(K-1) p_k(1 - p_k)``
-  (loss-math.md 3.5): ``hessian_scale=K/(K-1)`` reproduces it.
+  (docs/derivations.md section 3.5): ``hessian_scale=K/(K-1)`` reproduces it.
 * **Sample weights** of the Dataset are applied inside the objective (LightGBM never applies
   them to custom gradients) and by the metrics.
 * **Metrics** (:class:`Metric`, for ``feval=``) are computed on probabilities and return

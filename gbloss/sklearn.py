@@ -81,7 +81,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
-from . import _metrics, decisions
+from . import _adapters, _metrics, decisions
 from .compat import validate_data
 from .losses import BINARY, MULTICLASS, MULTILABEL, CrossEntropyLoss, FocalLoss
 from .losses import Loss as _Loss
@@ -688,17 +688,11 @@ _LGBM_PARAMS = {
     "device": ("device_type", str),
 }
 #: LightGBM names and aliases that engine_params must not repeat.
-_LGBM_RESERVED = {
-    "eta", "shrinkage_rate", "num_leaf", "max_leaves", "max_leaf", "min_data_in_leaf",
-    "min_data_per_leaf", "min_data", "min_sum_hessian_in_leaf", "min_sum_hessian",
-    "min_sum_hessian_per_leaf", "min_hessian", "max_tree_output", "max_leaf_output",
-    "min_gain_to_split", "min_split_gain", "bagging_fraction", "sub_row", "bagging",
-    "bagging_freq", "feature_fraction", "sub_feature", "lambda_l1", "l1_regularization",
-    "lambda_l2", "lambda", "l2_regularization", "device_type", "num_threads", "num_thread",
-    "nthread", "nthreads", "n_jobs", "seed", "random_seed", "random_state", "num_class",
-    "num_classes", "num_iterations", "num_iteration", "n_iter", "num_tree", "num_trees",
-    "num_round", "num_rounds", "nrounds", "num_boost_round", "n_estimators", "max_iter",
-}
+_LGBM_RESERVED = _adapters.lightgbm_names(
+    "learning_rate", "num_leaves", "min_data_in_leaf", "min_sum_hessian_in_leaf",
+    "max_delta_step", "min_gain_to_split", "bagging_fraction", "bagging_freq",
+    "feature_fraction", "lambda_l1", "lambda_l2", "device_type", "num_threads", "seed",
+    "num_class", "num_iterations", "max_depth", "max_bin")
 
 _ENGINE_DOCS = {
     "xgboost": {
