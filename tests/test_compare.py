@@ -28,6 +28,62 @@ HEADERS = ["loss", "parameters", "PR-AUC", "ROC-AUC", "bal. acc.", "F1", "log-lo
 NUMBER = re.compile(r"(\d+\.\d+) ± (\d+\.\d+)")
 
 
+@pytest.fixture(autouse=True)
+def loss_registry(monkeypatch):
+    """Temporary, until main has gbloss/losses/: protocol v1's registry on the old module."""
+    import gbloss.losses as L
+
+    if hasattr(L, "by_key"):
+        return
+    from gbloss import sklearn as gbs
+
+    def focal_grid(task):
+        return {"gamma": (1.0, 2.0), "alpha": (None,) if task == "multiclass" else (None, 0.25)}
+
+    rows = {  # class: key, description, grid(task), --no-grid values, selection metric
+        L.CrossEntropyLoss: ("ce", "cross-entropy", lambda task: {}, {}, None),
+        L.FocalLoss: ("focal", "focal loss", focal_grid, {"gamma": 2.0, "alpha": None},
+                      "pr_auc"),
+        L.AsymmetricLoss: ("asl", "asymmetric loss (ASL)",
+                           lambda task: {"gamma_neg": (2.0, 4.0), "clip": (0.0, 0.05)},
+                           {"gamma_neg": 4.0, "clip": 0.05}, "pr_auc"),
+        L.LogitAdjustedLoss: ("la", "logit-adjusted cross-entropy",
+                              lambda task: {"tau": (0.5, 1.0, 2.0)}, {"tau": 1.0},
+                              "balanced_accuracy"),
+    }
+    for cls, (key, description, grid, fixed, select) in rows.items():
+        monkeypatch.setattr(cls, "key", key, raising=False)
+        monkeypatch.setattr(cls, "description", description, raising=False)
+        monkeypatch.setattr(cls, "compare_grid", classmethod(lambda c, task, g=grid: g(task)),
+                            raising=False)
+        monkeypatch.setattr(cls, "compare_fixed",
+                            classmethod(lambda c, task, f=fixed: dict(f)), raising=False)
+        monkeypatch.setattr(cls, "compare_select", select, raising=False)
+
+    def engine_defaults(self, engine):
+        if not gbs._is_focal_type(self):
+            return {}
+        return dict(gbs._FOCAL_DEFAULTS if engine == "xgboost" else gbs._LGBM_FOCAL_DEFAULTS)
+
+    registry = {cls.__name__: cls for cls in (L.FocalLoss, L.CrossEntropyLoss, L.AsymmetricLoss,
+                                              L.LogitAdjustedLoss)}
+
+    def register(cls):
+        L.REGISTRY[cls.__name__] = cls
+        return cls
+
+    def by_key(key):
+        for cls in L.REGISTRY.values():
+            if cls.key == key:
+                return cls
+        raise ValueError(f"unknown loss key {key!r}")
+
+    monkeypatch.setattr(L.Loss, "engine_defaults", engine_defaults, raising=False)
+    monkeypatch.setattr(L, "REGISTRY", registry, raising=False)
+    monkeypatch.setattr(L, "register", register, raising=False)
+    monkeypatch.setattr(L, "by_key", by_key, raising=False)
+
+
 def run_cli(capsys, *args):
     code = gbloss_main(["compare", *args])
     out, err = capsys.readouterr()
@@ -191,10 +247,119 @@ def test_grid_selects_inside_the_training_fold(monkeypatch):
     result = C.compare(data, losses="focal", folds=2, n_estimators=3)
     # per fold: 4 grid candidates scored on 25% of the 1000 training rows, then the test fold
     assert seen == [250] * 4 + [1000, 1000] + [250] * 4 + [1000, 1000]  # (focal, ce+spw)
-    grid = {C._format_params(p) for p in C._candidates("focal", "binary", {}, True)}
+    focal = gbloss.losses.by_key("focal")
+    grid = {C._format_params(p) for p in C._candidates(focal, "binary", {}, True)}
     assert len(grid) == 4
     assert {r["params"] for r in result.folds if r["loss"] == "focal"} <= grid
     assert "held-out 25% of it (focal by PR-AUC)" in flat(result.table())
+
+
+# -- losses from the registry ------------------------------------------------------------------
+
+
+def test_param_fixes_one_loss_or_every_loss_that_searches_it(capsys):
+    code, out, err = run_cli(capsys, *FAST, "--losses", "focal,asl,la", "--no-grid",
+                             "--param", "focal.gamma=1", "--param", "clip=0", "--tau", "2")
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines()[2:5]}
+    assert "gamma=1 alpha=None" in rows["focal"]
+    assert "gamma_neg=4 clip=0" in rows["asl"]
+    assert "tau=2" in rows["la"]
+    data = C.default_dataset()
+    focal = gbloss.losses.by_key("focal")
+    given = C._assign_fixed({"alpha": 0.25, "gamma_pos": 1.0, "ce.alpha": 0.5},
+                            {"ce": gbloss.losses.by_key("ce"), "focal": focal,
+                             "asl": gbloss.losses.by_key("asl")}, data.task)
+    # a bare name goes to the losses that search it (focal's alpha, not ce's), else to those
+    # that take it (gamma_pos: asl); a qualified one to its loss
+    assert given == {"ce": {"alpha": 0.5}, "focal": {"alpha": 0.25}, "asl": {"gamma_pos": 1.0}}
+    assert C._candidates(focal, "binary", {"gamma": 1.0}, True) == [
+        {"gamma": 1.0, "alpha": None}, {"gamma": 1.0, "alpha": 0.25}]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--losses", "ce,asl", "--gamma", "2"], "no loss in the table (ce, asl) takes the "
+                                             "parameter 'gamma'"),
+    (["--losses", "ce", "--param", "focal.gamma=2"], "loss 'focal' is not in the table"),
+    (["--losses", "focal", "--param", "focal.gama=2"], "FocalLoss has no parameter 'gama'"),
+    (["--losses", "focal", "--gamma", "2", "--param", "gamma=1"], "both fix 'gamma'"),
+    (["--losses", "focal", "--param", "gamma"], "expected NAME=VALUE or LOSS.NAME=VALUE"),
+    (["--losses", "focal", "--param", "gamma=-1", "--no-grid"],
+     "loss 'focal' with gamma=-1 alpha=None: gamma must be >= 0"),
+    (["--losses", "la", "--import", "no_such_module_xyz"], "--import no_such_module_xyz"),
+])
+def test_param_errors_one_line(capsys, args, expected):
+    code, out, err = run_cli(capsys, *FAST, *args)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("gbloss compare: error: "), err
+    assert expected in err
+    assert out == ""
+
+
+def test_multiclass_scalar_alpha_fails_before_any_fit(monkeypatch):
+    rng = np.random.default_rng(0)
+    data = C.Dataset(rng.normal(size=(60, 2)), np.repeat([0, 1, 2], 20), "multiclass",
+                     ["a", "b", "c"], ["x0", "x1"])
+    monkeypatch.setattr(C._Engine, "make", lambda *a, **k: pytest.fail("fitted"))
+    with pytest.raises(C.CompareError, match="loss 'focal' with gamma=2 alpha=0.25: .*alpha "
+                                             "must hold one weight per class"):
+        C.compare(data, losses="focal", fixed={"alpha": 0.25}, grid=False, folds=2)
+
+
+class SharpFocal(gbloss.FocalLoss):
+    """A user's loss: focal loss under its own key, grid and engine defaults."""
+
+    key = "sharp"
+    description = "focal loss, sharper"
+    compare_select = "roc_auc"
+
+    @classmethod
+    def compare_grid(cls, task):
+        return {"gamma": (0.5, 3.0)}
+
+    @classmethod
+    def compare_fixed(cls, task):
+        return {"gamma": 3.0}
+
+    def engine_defaults(self, engine):
+        return {"min_child_weight": 0.5}
+
+
+@pytest.fixture
+def user_loss(monkeypatch):
+    monkeypatch.setattr(gbloss.losses, "REGISTRY", dict(gbloss.losses.REGISTRY))
+    return gbloss.losses.register(SharpFocal)
+
+
+def test_user_loss_in_the_table(capsys, user_loss):
+    assert "sharp" not in C.default_losses("binary")  # only gbloss's own by default
+    code, out, err = run_cli(capsys, *FAST, "--losses", "ce,sharp", "--n-estimators", "3")
+    assert code == 0, err
+    assert list(table_rows(out)) == ["ce", "sharp", "ce+spw"]
+    assert "sharp by ROC-AUC" in flat(out)
+    # gbloss's own engine defaults win for every row; the clash is reported
+    assert "min_child_weight=0.001" in flat(out)
+    assert "SharpFocal asks for min_child_weight=0.5" in flat(err)
+    code, out, err = run_cli(capsys, *FAST, "--losses", "sharp", "--param", "sharp.gamma=1",
+                             "--no-grid")
+    assert code == 0, err
+    assert re.search(r"^sharp +gamma=1 ", out, re.MULTILINE)
+
+
+def test_import_registers_losses_from_a_file(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(gbloss.losses, "REGISTRY", dict(gbloss.losses.REGISTRY))
+    module = tmp_path / "my_losses.py"
+    module.write_text(
+        "import gbloss\nfrom gbloss.losses import register\n\n\n"
+        "@register\nclass MildFocal(gbloss.FocalLoss):\n"
+        "    key = 'mild'\n    description = 'focal loss, mild'\n    compare_select = None\n\n"
+        "    @classmethod\n    def compare_grid(cls, task):\n        return {}\n\n"
+        "    @classmethod\n    def compare_fixed(cls, task):\n        return {'gamma': 0.5}\n")
+    monkeypatch.delitem(sys.modules, "my_losses", raising=False)
+    code, out, err = run_cli(capsys, *FAST, "--import", str(module), "--losses", "mild")
+    assert code == 0, err
+    assert re.search(r"^mild +gamma=0.5 ", out, re.MULTILINE)
+    assert "MildFocal" in gbloss.losses.REGISTRY
 
 
 # -- CSV inputs ----------------------------------------------------------------------------------
