@@ -75,6 +75,7 @@ import numbers
 import os
 import re
 import sys
+import tempfile
 import textwrap
 import time
 import warnings
@@ -192,24 +193,81 @@ def _binary_column(values, name):
     return (values.astype(str) == kinds[1]).astype(np.intp)
 
 
-def load_csv(path, targets, features=None, pos_label=None):
-    """Read a CSV file into a :class:`Dataset` (see the module docstring for the encoding)."""
+#: Column separators that ``--csv`` detects; the first is the fallback.
+SEPARATORS = (",", ";", "\t", "|")
+_SNIFF_LINES = 50
+_DECIMAL_COMMA = r"[-+]?\d*,\d+(?:[eE][-+]?\d+)?|[-+]?\d+"
+
+
+def detect_separator(path):
+    """The column separator of a CSV file, one of :data:`SEPARATORS`, from its first lines
+    (:class:`csv.Sniffer`: the character found the same number of times on every line);
+    ``","`` when none is."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        lines = [line for _, line in zip(range(_SNIFF_LINES), f, strict=False)]
+    try:
+        return csv.Sniffer().sniff("".join(lines), delimiters="".join(SEPARATORS)).delimiter
+    except csv.Error:
+        return SEPARATORS[0]
+
+
+def _shown(name):
+    return {"\t": "tab"}.get(name, repr(name))
+
+
+def _decimal_commas(df):
+    """Convert text columns that hold numbers with a decimal comma (``1,5``) to floats, in
+    place; returns their names."""
+    import pandas as pd
+
+    converted = []
+    for col in df.columns:
+        if not (pd.api.types.is_object_dtype(df[col]) or pd.api.types.is_string_dtype(df[col])):
+            continue
+        text = df[col].dropna().astype(str).str.strip()
+        if len(text) and text.str.fullmatch(_DECIMAL_COMMA).all() and text.str.contains(",").any():
+            df[col] = df[col].str.replace(",", ".", regex=False).astype("float64")
+            converted.append(col)
+    return converted
+
+
+def load_csv(path, targets, features=None, pos_label=None, sep=None):
+    """Read a CSV file into a :class:`Dataset` (see the module docstring for the encoding).
+
+    ``sep``: the column separator; None detects it (:func:`detect_separator`). With a
+    separator other than ``","``, columns of numbers with a decimal comma are read as numbers.
+    """
     try:
         import pandas as pd
     except ImportError as exc:
         raise CompareError("reading --csv needs pandas: pip install 'gbloss[cli]'") from exc
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
+    notes = []
+    if sep is None:
+        sep = detect_separator(path)
+        if sep != SEPARATORS[0]:
+            notes.append(f"{os.path.basename(path)}: columns separated by {_shown(sep)} "
+                         "(detected; --sep sets it)")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, sep=sep)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CompareError(f"cannot read {path} as CSV: {str(exc).strip()}") from exc
     columns = [str(c) for c in df.columns]
     df.columns = columns
+    if sep != ",":
+        converted = _decimal_commas(df)
+        if converted:
+            notes.append(f"decimal commas read as numbers in {', '.join(converted)}")
     shown = ", ".join(columns[:12]) + (", ..." if len(columns) > 12 else "")
     for col in list(targets) + list(features or []):
         if col not in columns:
-            raise KeyError(f"column {col!r} is not in {path} (columns: {shown})")
+            hint = ""
+            others = [s for s in SEPARATORS if s != sep and s in columns[0]]
+            if len(columns) == 1 and others:
+                hint = (f"; the file was read with the separator {_shown(sep)}, but its header "
+                        f"holds {_shown(others[0])}: give --sep {_shown(others[0])}")
+            raise KeyError(f"column {col!r} is not in {path} (columns: {shown}){hint}")
     if len(set(targets)) != len(targets):
         raise CompareError("a --target column is given twice")
     features = [c for c in columns if c not in targets] if features is None else list(features)
@@ -218,7 +276,6 @@ def load_csv(path, targets, features=None, pos_label=None):
         raise CompareError(f"column {overlap[0]!r} is both a feature and a target")
     if not features:
         raise CompareError(f"{path} has no feature columns besides the target")
-    notes = []
     missing_target = df[list(targets)].isna().any(axis=1).to_numpy()
     if missing_target.any():
         notes.append(f"dropped {int(missing_target.sum())} rows with a missing target")
@@ -875,6 +932,14 @@ def format_markdown(summary, footer=()):
 
 def write_outputs(result, out, plots=True):
     """results.csv, folds.csv, results.md and (with matplotlib) the figures; returns paths."""
+    try:
+        return _write_outputs(result, out, plots)
+    except OSError as exc:
+        raise CompareError(f"--out {out}: {exc.strerror or exc}"
+                           + (f" ({exc.filename})" if exc.filename else "")) from exc
+
+
+def _write_outputs(result, out, plots):
     os.makedirs(out, exist_ok=True)
     written = []
     path = os.path.join(out, "results.csv")
@@ -943,6 +1008,13 @@ def _number_or_none(text):
         raise argparse.ArgumentTypeError(f"expected a number, a comma-separated list or "
                                          f"'none', got {text!r}") from None
     return values[0] if len(values) == 1 else values
+
+
+def _separator(text):
+    sep = {"tab": "\t", "\\t": "\t"}.get(text.lower(), text)
+    if len(sep) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character or 'tab', got {text!r}")
+    return sep
 
 
 _PARAM = re.compile(r"(?:([\w+-]+)\.)?([A-Za-z_]\w*)=(.*)", re.DOTALL)
@@ -1019,6 +1091,9 @@ def add_arguments(parser):
                       help="comma-separated feature columns (default: all other columns)")
     data.add_argument("--pos-label", metavar="LABEL",
                       help="positive class of a binary target (default: the minority class)")
+    data.add_argument("--sep", type=_separator, metavar="CHAR",
+                      help="column separator of --csv: ',', ';', tab, '|' or another "
+                           "character (default: detected from the first lines)")
     run = parser.add_argument_group("comparison")
     run.add_argument("--losses", metavar="LIST",
                      help=f"comma-separated loss keys: {_losses_text()}, or one registered "
@@ -1071,7 +1146,8 @@ def add_arguments(parser):
                         help='estimator or engine parameters, e.g. \'{"max_depth": 4}\'')
     out = parser.add_argument_group("output")
     out.add_argument("--out", metavar="DIR",
-                     help="write results.csv, folds.csv, results.md and PNG figures here")
+                     help="write results.csv, folds.csv, results.md and PNG figures here "
+                          "(created if needed; checked before the work starts)")
     out.add_argument("--no-plots", action="store_true", help="with --out: no figures")
     out.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
@@ -1162,19 +1238,40 @@ def import_losses(modules):
                                    "or a path ending in .py)") from exc
 
 
+def check_out(out):
+    """Fail now, in one line, if ``out`` cannot become a directory of results: an existing
+    file, a path under a file, no permission, a read-only file system. Creates nothing."""
+    existing = os.path.abspath(out)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "" if existing == os.path.abspath(out) else f" ({existing} is one)"
+        raise CompareError(f"--out {out}: a file is in the way{where}; give a directory")
+    try:  # what writing the results needs: a file in it, or a directory created in the parent
+        if existing == os.path.abspath(out):
+            tempfile.TemporaryFile(dir=existing).close()
+        else:
+            tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError as exc:
+        raise CompareError(f"--out {out}: cannot write in {existing} "
+                           f"({exc.strerror or exc})") from exc
+
+
 def run(args):
     """Run ``gbloss compare`` for parsed arguments; prints the table to stdout."""
+    if args.out:
+        check_out(args.out)
     import_losses(args.imports)
     if args.csv is None:
-        if args.target or args.features or args.pos_label is not None:
-            raise CompareError("--target, --features and --pos-label need --csv")
+        if args.target or args.features or args.pos_label is not None or args.sep:
+            raise CompareError("--target, --features, --pos-label and --sep need --csv")
         data = default_dataset()
     else:
         targets = _targets(args.target)
         if not targets:
             raise CompareError("--csv needs --target COL (the label column)")
         features = [c.strip() for c in args.features.split(",")] if args.features else None
-        data = load_csv(args.csv, targets, features, args.pos_label)
+        data = load_csv(args.csv, targets, features, args.pos_label, args.sep)
     engine_params = None
     if args.engine_params:
         try:

@@ -4,6 +4,7 @@ Every run is tiny (a few trees, 2-3 folds) so the whole file takes seconds.
 """
 
 import csv
+import errno
 import importlib.util
 import os
 import re
@@ -433,6 +434,87 @@ def test_csv_multilabel_several_targets(capsys, multilabel_csv):
     data = C.load_csv(multilabel_csv, ["sports", "news"])
     assert data.y.shape == (160, 2)
     assert set(np.unique(data.y)) == {0, 1}
+
+
+# -- --out and --csv formats ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if the comparison or the data loading starts."""
+    monkeypatch.setattr(C, "compare", lambda *a, **k: pytest.fail("the work started"))
+    monkeypatch.setattr(C, "default_dataset", lambda: pytest.fail("the data was loaded"))
+
+
+def test_unwritable_out_fails_before_the_work(capsys, tmp_path, monkeypatch, no_work):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("keep me")
+    cases = [(a_file, "a file is in the way; give a directory"),
+             (a_file / "sub", f"a file is in the way ({a_file} is one)")]
+    for out, expected in cases:
+        code, out_text, err = run_cli(capsys, *FAST, "--out", str(out))
+        assert code == 2
+        assert err.count("\n") == 1 and err.startswith("gbloss compare: error: --out "), err
+        assert expected in err
+        assert out_text == ""
+    assert a_file.read_text() == "keep me"
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(C.tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(C.tempfile, "TemporaryDirectory", read_only)
+    for out in (tmp_path, tmp_path / "new" / "dir"):
+        code, _, err = run_cli(capsys, *FAST, "--out", str(out))
+        assert code == 2
+        assert err == (f"gbloss compare: error: --out {out}: cannot write in {tmp_path} "
+                       f"({os.strerror(errno.EROFS)})\n")
+    assert not (tmp_path / "new").exists()  # nothing created
+
+
+def test_write_errors_are_one_line(tmp_path):
+    result = C.compare(C.default_dataset(), losses="ce", folds=2, n_estimators=2, grid=False)
+    (tmp_path / "results.csv").mkdir()  # a directory where a file goes
+    with pytest.raises(C.CompareError, match=r"--out .*: Is a directory \(.*results.csv\)"):
+        C.write_outputs(result, str(tmp_path), plots=False)
+
+
+@needs_pandas
+def test_semicolon_csv_with_decimal_commas(capsys, tmp_path, mixed_csv):
+    with open(mixed_csv) as f:
+        rows = list(csv.reader(f))
+    path = tmp_path / "european.csv"
+    with open(path, "w", newline="") as f:  # the same table as spreadsheets write it in Europe
+        csv.writer(f, delimiter=";").writerows(
+            [[cell.replace(".", ",") for cell in row] for row in rows])
+    assert C.detect_separator(str(path)) == ";"
+    assert C.detect_separator(mixed_csv) == ","
+    data = C.load_csv(str(path), ["label"])
+    expected = C.load_csv(mixed_csv, ["label"])
+    assert data.categorical == expected.categorical == [1]
+    assert np.array_equal(data.X, expected.X, equal_nan=True)
+    assert "columns separated by ';' (detected" in " ".join(data.notes)
+    assert "decimal commas read as numbers in x, noise" in data.notes
+    code, out, err = run_cli(capsys, *FAST, "--csv", str(path), "--target", "label",
+                             "--losses", "ce")
+    assert code == 0, err
+    assert "3 features (1 categorical" in flat(out)
+    code, out, err = run_cli(capsys, *FAST, "--csv", str(path), "--target", "label",
+                             "--sep", ",")
+    assert code == 2
+    assert err.count("\n") == 1
+    assert ("read with the separator ',', but its header holds ';': give --sep ';'"
+            in err), err
+
+
+def test_detect_separator(tmp_path):
+    for sep in (",", ";", "\t", "|"):
+        path = tmp_path / "data.csv"
+        path.write_text(sep.join(["a", "b", "label"]) + "\n"
+                        + "".join(sep.join(["1.5", f"x{i}", "0"]) + "\n" for i in range(5)))
+        assert C.detect_separator(str(path)) == sep
+    path.write_text("label\n1\n0\n")  # one column: the default
+    assert C.detect_separator(str(path)) == ","
 
 
 # -- errors --------------------------------------------------------------------------------------
