@@ -64,6 +64,7 @@ second is 1). Rows with a missing target are dropped.
 """
 
 import argparse
+import contextlib
 import csv
 import importlib
 import importlib.util
@@ -82,6 +83,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba.core import event as numba_event
 from sklearn import metrics as skm
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
@@ -659,6 +661,16 @@ class _Progress:
                 self.bar = tqdm(total=total, desc="gbloss compare", unit="fit", file=sys.stderr,
                                 leave=False, dynamic_ncols=True)
 
+    @staticmethod
+    def write(text):
+        """A line on stderr that leaves a running progress bar intact."""
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            print(text, file=sys.stderr, flush=True)
+        else:
+            tqdm.write(text, file=sys.stderr)
+
     def step(self, text):
         if self.bar is not None:
             self.bar.set_postfix_str(text, refresh=False)
@@ -667,6 +679,33 @@ class _Progress:
     def close(self):
         if self.bar is not None:
             self.bar.close()
+
+
+class _CompileNotice(numba_event.Listener):
+    """Says once on stderr that Numba compiles: a cache miss, which the first run has."""
+
+    MESSAGE = "compiling gbloss kernels, first run only (Numba caches them)…"
+
+    def __init__(self):
+        self.said = False
+
+    def on_start(self, event):
+        if not self.said:
+            self.said = True
+            _Progress.write(self.MESSAGE)
+
+    def on_end(self, event):
+        pass
+
+
+@contextlib.contextmanager
+def _announce_compilation(enabled):
+    """While active (if ``enabled``), the first Numba compilation is announced on stderr."""
+    if not enabled:
+        yield
+        return
+    with numba_event.install_listener("numba:compile", _CompileNotice()):
+        yield
 
 
 def _splits(data, folds, seed):
@@ -741,48 +780,25 @@ def compare(data, *, losses=None, backend=None, folds=5, seed=0,
     for spec in specs:
         if len(spec.candidates) > 1:
             _selection_metric(spec, select)
-    _check_candidates(specs, data)
-    defaults, setting_notes = _engine_defaults(backend, task, specs)
-    base_name = "ce+balanced" if task == MULTICLASS else "ce+spw"
-    specs.append(Spec(base_name, [{}]))
-    engine = _Engine(backend, task, _shared_settings(backend, n_estimators, learning_rate,
-                                                     n_jobs, seed, defaults), engine_params,
-                     data.categorical, data.X.shape[1])
     splits = _splits(data, folds, seed)
-    _warm_up(engine, specs, data)
-    per_fold = sum(len(s.candidates) + (len(s.candidates) > 1) for s in specs)
-    bar = _Progress(folds * per_fold, progress)
-    X, y = data.X, data.y
-    rows, oof, first, caught = [], {}, {}, []
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            for fold, (tr, te) in enumerate(splits):
-                for spec in specs:
-                    if spec.baseline:
-                        params, select_s = {}, 0.0
-                        est, shown = engine.baseline(y[tr])
-                    else:
-                        params, select_s = _select(spec, engine, X[tr], y[tr], task, select,
-                                                   seed + fold, bar)
-                        est, shown = engine.make(spec.make(params)), params
-                    t0 = time.perf_counter()
-                    est.fit(X[tr], y[tr])
-                    fit_s = time.perf_counter() - t0
-                    proba = _probabilities(est, X[te], task)
-                    pred = np.asarray(est.predict(X[te]))
-                    row = {"fold": fold, "loss": spec.name, "params": _format_params(shown),
-                           **scores(task, y[te], proba, pred), "fit_s": fit_s,
-                           "select_s": select_s}
-                    rows.append(row)
-                    store = oof.setdefault(spec.name, np.full(
-                        (len(y),) + proba.shape[1:], np.nan))
-                    store[te] = proba
-                    if fold == 0:
-                        first[spec.name] = (est, tr, te, pred)
-                    bar.step(f"fold {fold + 1}/{folds} {spec.name}")
-    finally:
-        bar.close()
+    with _announce_compilation(progress):
+        _check_candidates(specs, data)
+        defaults, setting_notes = _engine_defaults(backend, task, specs)
+        base_name = "ce+balanced" if task == MULTICLASS else "ce+spw"
+        specs.append(Spec(base_name, [{}]))
+        engine = _Engine(backend, task, _shared_settings(backend, n_estimators, learning_rate,
+                                                         n_jobs, seed, defaults),
+                         engine_params, data.categorical, data.X.shape[1])
+        _warm_up(engine, specs, data)
+        per_fold = sum(len(s.candidates) + (len(s.candidates) > 1) for s in specs)
+        bar = _Progress(folds * per_fold, progress)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                rows, oof, first = _cross_validate(data, splits, specs, engine, select, seed,
+                                                   bar)
+        finally:
+            bar.close()
     notes = list(data.notes) + setting_notes
     seen = set()
     for w in caught:
@@ -793,6 +809,35 @@ def compare(data, *, losses=None, backend=None, folds=5, seed=0,
     summary = summarise(rows, [s.name for s in specs])
     footer = _footer(data, task, folds, seed, backend, engine, specs, select, grid)
     return Result(rows, summary, footer, data, oof, first, notes)
+
+
+def _cross_validate(data, splits, specs, engine, select, seed, bar):
+    """Per-fold rows, out-of-fold probabilities per loss and fold 0's fitted models."""
+    X, y, task = data.X, data.y, data.task
+    rows, oof, first = [], {}, {}
+    for fold, (tr, te) in enumerate(splits):
+        for spec in specs:
+            if spec.baseline:
+                params, select_s = {}, 0.0
+                est, shown = engine.baseline(y[tr])
+            else:
+                params, select_s = _select(spec, engine, X[tr], y[tr], task, select,
+                                           seed + fold, bar)
+                est, shown = engine.make(spec.make(params)), params
+            t0 = time.perf_counter()
+            est.fit(X[tr], y[tr])
+            fit_s = time.perf_counter() - t0
+            proba = _probabilities(est, X[te], task)
+            pred = np.asarray(est.predict(X[te]))
+            rows.append({"fold": fold, "loss": spec.name, "params": _format_params(shown),
+                         **scores(task, y[te], proba, pred), "fit_s": fit_s,
+                         "select_s": select_s})
+            store = oof.setdefault(spec.name, np.full((len(y),) + proba.shape[1:], np.nan))
+            store[te] = proba
+            if fold == 0:
+                first[spec.name] = (est, tr, te, pred)
+            bar.step(f"fold {fold + 1}/{len(splits)} {spec.name}")
+    return rows, oof, first
 
 
 def _warm_up(engine, specs, data):

@@ -725,3 +725,28 @@ def test_figures_have_labels_and_legends():
     assert ratio[x > 0.9].max() < 0.03  # gamma=2: easy rows (p_t > 0.9) pull 30x+ less
     assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == [
         "cross-entropy (γ = 0)", "focal γ = 2"]
+
+
+# -- first-run feedback ------------------------------------------------------------------------
+
+
+def test_compilation_is_announced_once(capsys):
+    import numba
+
+    @numba.njit
+    def double(x):
+        return 2 * x
+
+    @numba.njit
+    def triple(x):
+        return 3 * x
+
+    with C._announce_compilation(True):
+        assert double(1) == 2  # compiles
+        assert double(1.5) == 3.0  # compiles another signature: no second notice
+    assert capsys.readouterr().err == C._CompileNotice.MESSAGE + "\n"
+    with C._announce_compilation(True):
+        assert double(2) == 4  # compiled already: nothing to say
+    with C._announce_compilation(False):
+        assert triple(1) == 3  # --no-progress: silent
+    assert capsys.readouterr().err == ""
