@@ -631,7 +631,10 @@ def scores(task, y, proba, pred):
 
 @dataclass
 class Result:
-    """Per-fold rows, the summary per loss, the protocol in words, and what the figures need."""
+    """Per-fold rows, the summary per loss, the protocol in words, and what the figures need:
+    the out-of-fold probabilities per loss, and ``first_fold``, {loss: (model, train rows, test
+    rows, test predictions)} of the first fold, each model with the parameters of the table
+    (refitted when the first fold chose others)."""
 
     folds: list
     summary: list
@@ -812,9 +815,10 @@ def compare(data, *, losses=None, backend=None, folds=5, seed=0,
 
 
 def _cross_validate(data, splits, specs, engine, select, seed, bar):
-    """Per-fold rows, out-of-fold probabilities per loss and fold 0's fitted models."""
+    """Per-fold rows, out-of-fold probabilities per loss and the first fold's models (see
+    :class:`Result`)."""
     X, y, task = data.X, data.y, data.task
-    rows, oof, first = [], {}, {}
+    rows, oof, first, params_of = [], {}, {}, {}
     for fold, (tr, te) in enumerate(splits):
         for spec in specs:
             if spec.baseline:
@@ -829,7 +833,9 @@ def _cross_validate(data, splits, specs, engine, select, seed, bar):
             fit_s = time.perf_counter() - t0
             proba = _probabilities(est, X[te], task)
             pred = np.asarray(est.predict(X[te]))
-            rows.append({"fold": fold, "loss": spec.name, "params": _format_params(shown),
+            text = _format_params(shown)
+            params_of[spec.name, text] = params
+            rows.append({"fold": fold, "loss": spec.name, "params": text,
                          **scores(task, y[te], proba, pred), "fit_s": fit_s,
                          "select_s": select_s})
             store = oof.setdefault(spec.name, np.full((len(y),) + proba.shape[1:], np.nan))
@@ -837,7 +843,20 @@ def _cross_validate(data, splits, specs, engine, select, seed, bar):
             if fold == 0:
                 first[spec.name] = (est, tr, te, pred)
             bar.step(f"fold {fold + 1}/{len(splits)} {spec.name}")
+    tr, te = splits[0]
+    for spec in specs:
+        choices = [r["params"] for r in rows if r["loss"] == spec.name]  # fold 0 first
+        choice, _ = _most_frequent(choices)
+        if not spec.baseline and choice != choices[0]:
+            est = engine.make(spec.make(params_of[spec.name, choice])).fit(X[tr], y[tr])
+            first[spec.name] = (est, tr, te, np.asarray(est.predict(X[te])))
     return rows, oof, first
+
+
+def _most_frequent(choices):
+    """The most frequent of ``choices`` (the first on ties) and its count."""
+    best = max(dict.fromkeys(choices), key=choices.count)
+    return best, choices.count(best)
 
 
 def _warm_up(engine, specs, data):
@@ -868,9 +887,7 @@ def summarise(rows, names):
     for name in names:
         mine = [r for r in rows if r["loss"] == name]
         entry = {"loss": name}
-        choices = [r["params"] for r in mine]
-        best = max(dict.fromkeys(choices), key=choices.count)
-        count = choices.count(best)
+        best, count = _most_frequent([r["params"] for r in mine])
         entry["parameters"] = best if count == len(mine) else f"{best} ({count}/{len(mine)})"
         for key in list(METRICS) + ["fit_s"]:
             values = np.array([r[key] for r in mine], dtype=np.float64)
@@ -1010,6 +1027,16 @@ def _write_outputs(result, out, plots):
     return written
 
 
+def _panel_title(rows, name):
+    """``name: parameters`` as the table chooses them, with the share of folds that did."""
+    choice, count = _most_frequent([r["params"] for r in rows if r["loss"] == name])
+    n_folds = sum(r["loss"] == name for r in rows)
+    if choice == "-":
+        return name
+    return f"{name}: {choice}" + (f" (chosen in {count}/{n_folds} folds)" if count < n_folds
+                                  else "")
+
+
 def _write_figures(result, out):
     try:
         from . import plots
@@ -1020,21 +1047,23 @@ def _write_figures(result, out):
     data, written = result.data, []
     if data.X.shape[1] == 2 and data.task != MULTILABEL:
         panels = []
-        chosen = {r["loss"]: r["params"] for r in result.folds if r["fold"] == 0}
         for name, (est, _, te, pred) in result.first_fold.items():
             y_te = data.y[te]
-            title = name if chosen[name] == "-" else f"{name} ({chosen[name]})"
-            panels.append((title, est, skm.accuracy_score(y_te, pred),
+            panels.append((_panel_title(result.folds, name), est, skm.accuracy_score(y_te, pred),
                            skm.balanced_accuracy_score(y_te, pred)))
         tr, te = next(iter(result.first_fold.values()))[1:3]
-        fig = plots.decision_regions(panels, data.X[te], data.y[te], data.X[tr],
-                                     class_names=data.classes,
-                                     feature_names=data.feature_names)
+        fig = plots.decision_regions(
+            panels, data.X[te], data.y[te], data.X[tr], class_names=data.classes,
+            feature_names=data.feature_names,
+            title="Decision regions on the first test fold, with the parameters of the table "
+                  "(shading: predicted class)")
         written.append(plots.save(fig, os.path.join(out, "decision_regions.png")))
     else:
         result.notes.append("decision regions need exactly 2 features and a single target: "
                             "figure skipped")
-    fig = plots.pr_curves(result.oof, data.y, data.task, labels=data.classes)
+    fold_means = {e["loss"]: e["pr_auc_mean"] for e in result.summary}
+    fig = plots.pr_curves(result.oof, data.y, data.task, labels=data.classes,
+                          fold_means=fold_means)
     written.append(plots.save(fig, os.path.join(out, "pr_curves.png")))
     fig = plots.focal_curves()
     written.append(plots.save(fig, os.path.join(out, "focal_curves.png")))

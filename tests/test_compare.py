@@ -750,3 +750,85 @@ def test_compilation_is_announced_once(capsys):
     with C._announce_compilation(False):
         assert triple(1) == 3  # --no-progress: silent
     assert capsys.readouterr().err == ""
+
+
+# -- the figures say what the table says -------------------------------------------------------
+
+
+def _rendered(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    return fig
+
+
+@needs_mpl
+def test_decision_regions_show_the_table_parameters(monkeypatch, tmp_path):
+    from gbloss import plots
+
+    def select(spec, engine, X, y, task, metric, seed, progress):  # fold 0 alone picks gamma=1
+        return {"gamma": 1.0 if seed == 0 else 3.0, "alpha": None}, 0.0
+
+    monkeypatch.setattr(C, "_select", select)
+    result = C.compare(C.default_dataset(), losses="focal", folds=3, n_estimators=3)
+    assert result.summary[0]["parameters"] == "gamma=3 alpha=None (2/3)"
+    est, tr, te, pred = result.first_fold["focal"]
+    assert est.loss.gamma == 3.0  # refitted with the table's choice on fold 0's training rows
+    assert np.array_equal(te, C._splits(result.data, 3, 0)[0][1])
+    assert np.array_equal(pred, est.predict(result.data.X[te]))
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig) or path)
+    C._write_figures(result, str(tmp_path))
+    titles = [ax.get_title() for ax in figures[0].axes if ax.get_visible()]
+    assert titles[0].startswith("focal: gamma=3 alpha=None (chosen in 2/3 folds)\naccuracy ")
+    assert titles[1].startswith("ce+spw: pos_weight=")
+    assert "with the parameters of the table" in figures[0].get_suptitle()
+
+
+@needs_mpl
+def test_decision_regions_are_pixels_without_contour_lines():
+    from gbloss import plots
+
+    class Band:  # class 1 in a band one grid cell wide: drawn as cells, not as two lines
+        def predict(self, X):
+            return (np.abs(X[:, 1] - 0.3) < 0.01).astype(int)
+
+    rng = np.random.default_rng(5)
+    X = rng.uniform(-1, 1, size=(80, 2))
+    y = (X[:, 0] > 0.5).astype(int)
+    fig = _rendered(plots.decision_regions([("band", Band(), 0.5, 0.5)], X, y,
+                                           resolution=101))
+    ax = fig.axes[0]
+    assert [type(c).__name__ for c in ax.collections] == ["PathCollection"]  # the points only
+    assert not ax.lines
+    regions = np.asarray(ax.images[0].get_array())
+    assert regions.shape == (101, 101)
+    assert set(np.unique(regions)) == {0, 1}
+    assert regions[:, 0].sum() == 1  # the band: one row of cells
+
+
+@needs_mpl
+@pytest.mark.parametrize("positive_rate", [0.03, 0.3])
+def test_pr_legend_labels_pooled_and_fold_mean_ap_and_stays_off_the_curves(positive_rate):
+    from gbloss import plots
+
+    rng = np.random.default_rng(6)
+    y = (rng.random(600) < positive_rate).astype(int)
+    score = np.clip(0.3 * y + rng.random(600), 0, 1)
+    proba = np.column_stack([1 - score, score])
+    fig = _rendered(plots.pr_curves({"ce": proba, "focal": proba, "ce+spw": proba}, y,
+                                    "binary", labels=[0, 1],
+                                    fold_means={"ce": 0.25, "focal": 0.5, "ce+spw": 0.75}))
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    ap = skm.average_precision_score(y, score)
+    assert texts[:3] == [f"{name} (pooled AP {ap:.3f}; mean of folds {m})" for name, m in
+                         (("ce", "0.250"), ("focal", "0.500"), ("ce+spw", "0.750"))]
+    assert "the table's PR-AUC" in legend.get_title().get_text()
+    assert not legend.get_window_extent().overlaps(ax.get_window_extent())
+    Y = np.column_stack([1 - y, y])
+    fig = _rendered(plots.pr_curves({"ce": proba}, Y, "multilabel", fold_means={"ce": 0.5}))
+    assert fig.axes[0].get_legend().get_texts()[0].get_text().startswith(
+        "ce (pooled micro-AP ")
+    assert "mean of folds macro 0.500" in fig.axes[0].get_legend().get_texts()[0].get_text()
