@@ -107,11 +107,11 @@ def pr_curves(oof, y, task, *, labels=None, fold_means=None):
     pool every class / label (micro average). Each legend entry gives the average precision
     (AP) of its curve, all folds pooled, and, from ``fold_means`` ({loss name: AP}), the mean
     of the per-fold APs that the table reports (multiclass and multi-label: macro averages).
-    The legend sits beside the axes, off the curves.
+    The legend sits under the axes, off the curves.
     """
     y = np.asarray(y)
     fold_means = fold_means or {}
-    fig = Figure(figsize=(9.6, 5.2), layout="constrained")
+    fig = Figure(figsize=(6.4, 6.8), layout="constrained")
     ax = fig.subplots()
     if task == BINARY:
         truth = (y == 1).astype(int)
@@ -145,10 +145,10 @@ def pr_curves(oof, y, task, *, labels=None, fold_means=None):
     ax.set_title(f"Precision-recall of the out-of-fold predictions, all folds pooled\n({what})",
                  fontsize=11)
     ax.grid(alpha=0.3)
-    title = "AP, average precision: pooled over the\nout-of-fold rows of all folds"
+    title = "AP, average precision: pooled over the out-of-fold rows of all folds"
     if fold_means:
-        title += ", and the mean\nof the per-fold APs (the table's PR-AUC)"
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9,
+        title += ",\nand the mean of the per-fold APs (the table's PR-AUC)"
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), borderaxespad=0.0, fontsize=9,
               title=title, title_fontsize=9, alignment="left")
     return fig
 
