@@ -246,13 +246,15 @@ def load_csv(path, targets, features=None, pos_label=None, sep=None):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
     notes = []
-    if sep is None:
-        sep = detect_separator(path)
-        if sep != SEPARATORS[0]:
-            notes.append(f"{os.path.basename(path)}: columns separated by {_shown(sep)} "
-                         "(detected; --sep sets it)")
     try:
+        if sep is None:
+            sep = detect_separator(path)
+            if sep != SEPARATORS[0]:
+                notes.append(f"{os.path.basename(path)}: columns separated by {_shown(sep)} "
+                             "(detected; --sep sets it)")
         df = pd.read_csv(path, sep=sep)
+    except OSError as exc:
+        raise CompareError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CompareError(f"cannot read {path} as CSV: {str(exc).strip()}") from exc
     columns = [str(c) for c in df.columns]

@@ -507,6 +507,17 @@ def test_semicolon_csv_with_decimal_commas(capsys, tmp_path, mixed_csv):
             in err), err
 
 
+@needs_pandas
+def test_unreadable_csv_is_one_line(capsys, tmp_path, monkeypatch, mixed_csv):
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), mixed_csv)
+
+    monkeypatch.setattr(C, "open", denied, raising=False)  # the separator's first lines
+    code, out, err = run_cli(capsys, *FAST, "--csv", mixed_csv, "--target", "label")
+    assert code == 2
+    assert err == f"gbloss compare: error: cannot read {mixed_csv}: {os.strerror(errno.EACCES)}\n"
+
+
 def test_detect_separator(tmp_path):
     for sep in (",", ";", "\t", "|"):
         path = tmp_path / "data.csv"
