@@ -1,4 +1,7 @@
-"""Calibrated probabilities from a focal-trained model, on data whose true P(y=1 | x) is known.
+"""Calibrated probabilities of a focal-loss model
+==============================================
+
+Calibrated probabilities from a focal-trained model, on data whose true P(y=1 | x) is known.
 
 The plain link ``sigmoid(raw)`` of a focal-loss model is not P(y=1 | x) (Mukhoti et al. 2020):
 focal loss is minimised by a distorted probability. ``predict_proba`` of the gbloss estimators

@@ -1,4 +1,7 @@
-"""Logit-adjusted multiclass training on a 2-worker Dask cluster with gbloss.xgboost.dask_train.
+"""Logit adjustment on a Dask cluster with XGBoost
+===============================================
+
+Logit-adjusted multiclass training on a 2-worker Dask cluster with gbloss.xgboost.dask_train.
 
 The class priors and the start come from all partitions, not one worker's shard.
 Run: python examples/dask_xgboost.py   (gbloss must be importable on the workers;

@@ -1,4 +1,7 @@
-"""Focal loss on the GPU with XGBoost, device-resident: nothing goes back to the host per round.
+"""Focal loss on the GPU with XGBoost
+==================================
+
+Focal loss on the GPU with XGBoost, device-resident: nothing goes back to the host per round.
 
 gbloss.xgboost.train with ``device="cuda"`` and ``X=`` (the feature matrix the DMatrix was built
 from) computes gradients with the GPU kernels of gbloss.cuda, compiled from the same source as

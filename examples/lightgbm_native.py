@@ -1,4 +1,7 @@
-"""Focal loss in plain ``lightgbm.train``, early-stopped on average precision (the README recipe).
+"""Focal loss in plain LightGBM
+============================
+
+Focal loss in plain ``lightgbm.train``, early-stopped on average precision (the README recipe).
 
 Run: python examples/lightgbm_native.py   (GBLOSS_EXAMPLE_SMALL=1: tiny data, for the tests)
 """

@@ -1,4 +1,7 @@
-"""Logit adjustment (Menon et al. 2021) on a long-tailed 6-class problem.
+"""Logit adjustment on a long-tailed multiclass problem
+====================================================
+
+Logit adjustment (Menon et al. 2021) on a long-tailed 6-class problem.
 
 Plain cross-entropy learns the class priors and so favours the head classes; logit-adjusted
 training (``LogitAdjustedLoss``) and post-hoc adjustment (``posthoc=True``) make ``predict``

@@ -1,4 +1,7 @@
-"""Multi-label targets two ways: a native estimator fitting the 0/1 label matrix with XGBoost
+"""Multi-label: native multi-output trees against one-vs-rest
+==========================================================
+
+Multi-label targets two ways: a native estimator fitting the 0/1 label matrix with XGBoost
 multi-output trees, and one-vs-rest (one model per label) with the same budget.
 
 Run: python examples/multilabel.py (seconds; GBLOSS_EXAMPLE_SMALL=1: tiny data, for the tests)

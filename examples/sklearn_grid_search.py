@@ -1,4 +1,7 @@
-"""Imbalance losses inside scikit-learn: a pipeline, a grid search over the focal parameters
+"""Focal loss in scikit-learn: pipeline and grid search
+====================================================
+
+Imbalance losses inside scikit-learn: a pipeline, a grid search over the focal parameters
 scored by average precision, a generic estimator with the asymmetric loss, and early stopping.
 
 Run: python examples/sklearn_grid_search.py (seconds; GBLOSS_EXAMPLE_SMALL=1: tiny data)

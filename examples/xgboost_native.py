@@ -1,4 +1,7 @@
-"""Focal loss in plain ``xgboost.train``, early-stopped on average precision (the README recipe).
+"""Focal loss in plain XGBoost
+===========================
+
+Focal loss in plain ``xgboost.train``, early-stopped on average precision (the README recipe).
 
 Run: python examples/xgboost_native.py  (GBLOSS_EXAMPLE_SMALL=1: tiny data, for the tests)
 """

@@ -6,10 +6,12 @@ from .losses import (
     AsymmetricLoss,
     CrossEntropyLoss,
     FocalLoss,
+    LabelStats,
     LogitAdjustedLoss,
     Loss,
     class_frequencies,
     loss_from_dict,
+    register,
 )
 from .weights import class_balanced_weights, effective_number_weights, inverse_frequency_weights
 
@@ -21,10 +23,12 @@ __all__ = [
     "CrossEntropyLoss",
     "FocalLoss",
     "LogitAdjustedLoss",
+    "LabelStats",
     "Loss",
     "class_balanced_weights",
     "class_frequencies",
     "effective_number_weights",
     "inverse_frequency_weights",
     "loss_from_dict",
+    "register",
 ]

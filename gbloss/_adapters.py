@@ -8,7 +8,7 @@ import numpy as np
 def check_prepared(loss, module):
     """Refuse a loss whose training statistics are still open (LogitAdjustedLoss(priors=None)):
     each caller would otherwise estimate them from whatever labels it sees."""
-    if getattr(loss, "priors", False) is None:
+    if not loss.is_prepared:
         raise ValueError(f"{loss!r} has no class priors yet: fix them from the training labels "
                          f"first, loss = loss.prepare(y_train) (gbloss.{module}.train and "
                          "dask_train do this for you)")
@@ -28,15 +28,6 @@ def same_loss(a, b):
         elif np.shape(va) != np.shape(vb) or not np.allclose(va, vb, rtol=1e-12, atol=0):
             return False
     return True
-
-
-def frequencies(counts):
-    """Class priors from class counts gathered over all workers' partitions."""
-    counts = np.asarray(counts, dtype=np.float64)
-    if np.any(counts <= 0):
-        raise ValueError("every class needs at least one training label to estimate the "
-                         f"logit-adjustment priors; global class counts are {counts.tolist()}")
-    return counts / counts.sum()
 
 
 class PerDatasetCache:

@@ -1,9 +1,12 @@
 """All Numba policy of gbloss, in one place.
 
-* ``cache=True`` so a second process loads machine code instead of compiling (first call with
-  ``parallel=True`` costs about 1 s per dtype otherwise). When no writable cache location exists
-  (read-only install, unwritable HOME, no ``NUMBA_CACHE_DIR``), Numba refuses ``cache=True`` at
-  decoration time; we then compile without caching rather than failing ``import gbloss``.
+* ``cache=True`` for the row loops (:class:`Kernel`) so a second process loads machine code
+  instead of compiling (first call with ``parallel=True`` costs about 1 s per dtype otherwise).
+  When no writable cache location exists (read-only install, unwritable HOME, no
+  ``NUMBA_CACHE_DIR``), Numba refuses ``cache=True`` at decoration time; we then compile without
+  caching rather than failing ``import gbloss``. Scalar functions are not cached on their own:
+  they are compiled into the loops, whose names carry a hash of every source they reach
+  (:mod:`gbloss.losses._loops`), so an edited loss never loads stale machine code.
 * ``error_model="numpy"``: division by zero gives inf/nan like NumPy instead of raising, and
   spares the zero checks in the hot loops (the kernels never divide by zero by construction).
 * Only the small functions of the binary loop are inlined at Numba IR level
@@ -22,6 +25,7 @@
 """
 
 import contextlib
+import numbers
 import os
 import types
 
@@ -30,7 +34,9 @@ import numba
 _OPTIONS = {"error_model": "numpy", "nogil": True}
 
 
-def _jit(fn, **options):
+def _jit(fn, cache=True, **options):
+    if not cache:
+        return numba.njit(cache=False, **_OPTIONS, **options)(fn)
     try:
         return numba.njit(cache=True, **_OPTIONS, **options)(fn)
     except RuntimeError:  # "cannot cache function ...: no locator available"
@@ -43,7 +49,7 @@ def scalar(fn):
     The undecorated source stays available as ``fn.py_func`` so that the GPU module can compile
     the very same function as a CUDA device function.
     """
-    return _jit(fn)
+    return _jit(fn, cache=False)
 
 
 #: Fast-math flags of the vectorised binary loop: fused multiply-adds only.
@@ -54,7 +60,7 @@ def inlined_scalar(fn):
     """:func:`scalar`, inlined into its callers at Numba IR level: for the small functions in
     the binary loop, which LLVM vectorises only when it has no calls. Compiled with
     :data:`CONTRACT`, like that loop, so that a call on its own does the loop's arithmetic."""
-    return _jit(fn, inline="always", fastmath=CONTRACT)
+    return _jit(fn, cache=False, inline="always", fastmath=CONTRACT)
 
 
 class Kernel:
@@ -103,7 +109,12 @@ def default_threads(n_elements):
     """
     env = os.environ.get("GBLOSS_NUM_THREADS")
     if env:
-        return max(1, min(int(env), numba.config.NUMBA_NUM_THREADS))
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"GBLOSS_NUM_THREADS must be a positive integer, got {env!r}"
+                             ) from None
+        return max(1, min(n, numba.config.NUMBA_NUM_THREADS))
     if n_elements < SERIAL_BELOW:
         return 1
     return numba.config.NUMBA_NUM_THREADS
@@ -115,10 +126,10 @@ def thread_limit(n_threads):
     if n_threads is None:
         yield
         return
-    n = int(n_threads)
-    if n < 1:
+    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) \
+            or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
-    n = min(n, numba.config.NUMBA_NUM_THREADS)
+    n = min(int(n_threads), numba.config.NUMBA_NUM_THREADS)
     old = numba.get_num_threads()
     numba.set_num_threads(n)
     try:

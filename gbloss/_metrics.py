@@ -67,7 +67,7 @@ def _loss(loss, y, raw, sample_weight=None):
 def _ranking(score_fn):
     def compute(loss, y, raw, sample_weight=None):
         task, y, raw, w = _task_and_weight(loss, y, raw, sample_weight)
-        proba = loss.predict_proba(raw, task=None if task == BINARY else task)
+        proba = loss.link(raw, None if task == BINARY else task)
         if task == BINARY:
             if np.unique(y).size < 2:
                 return float("nan")
@@ -83,7 +83,7 @@ def _log_loss(loss, y, raw, sample_weight=None):
     """``sklearn.metrics.log_loss`` on the loss's probabilities; multi-label: the mean over
     labels of the binary log-loss."""
     task, y, raw, w = _task_and_weight(loss, y, raw, sample_weight)
-    proba = loss.predict_proba(raw, task=None if task == BINARY else task)
+    proba = loss.link(raw, None if task == BINARY else task)
     if task == BINARY:
         return float(skm.log_loss(y, proba, sample_weight=w, labels=[0, 1]))
     if task == MULTICLASS:

@@ -1,12 +1,11 @@
 """GPU gradients of the gbloss losses, compiled by numba-cuda from the CPU source.
 
-Nothing here is a second copy of the math. Each scalar function of :mod:`gbloss._kernels`
-(``sigmoid_parts`` ... ``sigmoid_element``, ``softmax_margin``) *and* each row loop
-(``sigmoid_gradient_hessian``, ``softmax_gradient_hessian``, ``sigmoid_loss``, ``softmax_loss``)
-is recompiled as a CUDA device function from its undecorated source (``.py_func``, kept by
-:mod:`gbloss._jit` for this; :func:`python_source`), in a namespace where
+Nothing here is a second copy of the math. For each loss, the row loops of its link
+(:mod:`gbloss.losses._loops`) and every scalar function they reach (the loss module's slot
+functions and the primitives they call) are recompiled as CUDA device functions from their
+undecorated source (``.py_func``; :func:`python_source`), in namespaces where
 
-* the other scalar functions are their device versions,
+* the scalar functions they call are their device versions (:func:`device_function`),
 * ``prange`` is ``range``: a device loop runs serially over the rows it is given, and the CUDA
   kernels below give it one row each (views ``a[i:i + 1]``, one thread per row, grid-stride),
 * ``np`` is NumPy, except that ``np.exp``, ``np.log``, ``np.log1p`` and ``np.floor`` are the
@@ -15,13 +14,12 @@ is recompiled as a CUDA device function from its undecorated source (``.py_func`
   ``np.exp`` are the same libdevice call on the GPU. Under the simulator ``np`` stays NumPy
   (``math.exp`` raises on overflow in Python where NumPy gives inf).
 
-So a change to a loss's formula reaches the GPU without an edit here. Numba options match
-:mod:`gbloss._jit`'s: no ``fastmath``, and numba-cuda's ``error_model="numpy"`` (its default
-outside ``debug=True``). This module imports numba-cuda; ``import gbloss`` never imports it
-(nor CuPy): it is loaded only when asked for, by ``import gbloss.cuda`` or by
-``gbloss.xgboost.train`` with ``device="cuda"`` and ``X=``.
-
-numba-cuda is imported through :func:`gbloss.compat.import_numba_cuda` (a NumPy 2.5 shim).
+So a new loss, or a change to a loss's formula, reaches the GPU without an edit here. Numba
+options match :mod:`gbloss._jit`'s: no ``fastmath``, and numba-cuda's ``error_model="numpy"``
+(its default outside ``debug=True``). This module imports numba-cuda; ``import gbloss`` never
+imports it (nor CuPy): it is loaded only when asked for, by ``import gbloss.cuda`` or by
+``gbloss.xgboost.train`` with ``device="cuda"`` and ``X=``. numba-cuda is imported through
+:func:`gbloss.compat.import_numba_cuda` (a NumPy 2.5 shim).
 
 Arrays: inputs are NumPy arrays (copied to the device and back: for tests) or device arrays
 (anything with ``__cuda_array_interface__``: CuPy, numba, PyTorch). The device-resident XGBoost
@@ -29,24 +27,21 @@ loop is :func:`train_xgboost`, reached through :func:`gbloss.xgboost.train`.
 """
 
 import math
+import threading
 import types
 import warnings
 
 import numpy as np
+from numba.core.dispatcher import Dispatcher
 
-from . import _kernels
 from .compat import import_numba_cuda
-from .losses import _HESSIAN_MODES, BINARY, MULTICLASS
+from .losses import BINARY, MULTICLASS, _loops
+from .losses._base import HESSIAN_MODES
 
 #: Threads per block of the row kernels (one row per thread, grid-stride).
 THREADS_PER_BLOCK = 256
 #: Upper bound on blocks per launch; further rows are taken by the grid-stride loop.
 MAX_BLOCKS = 65_536
-#: Device functions built from ``_kernels``, in the order they call each other.
-DEVICE_FUNCTIONS = ("sigmoid_parts", "power_of", "focal_from_parts", "focal_core",
-                    "apply_policy", "asl_negative", "sigmoid_element", "softmax_margin",
-                    "sigmoid_gradient_hessian", "sigmoid_loss", "softmax_gradient_hessian",
-                    "softmax_loss")
 #: NumPy ufuncs on scalars that numba-cuda 0.30.4 cannot lower, and their ``math`` versions.
 _MATH_FOR_NUMPY = {"exp": math.exp, "log": math.log, "log1p": math.log1p, "floor": math.floor}
 
@@ -71,6 +66,9 @@ def _device_numpy():
     return module
 
 
+_NUMPY = _device_numpy()
+
+
 def python_source(compiled):
     """The undecorated function of a gbloss scalar (a Numba dispatcher, ``.py_func``) or row
     loop (:class:`gbloss._jit.Kernel`, whose parallel and serial dispatchers share it)."""
@@ -79,65 +77,98 @@ def python_source(compiled):
     return compiled.parallel.py_func
 
 
-def _build_device_functions():
-    namespace = dict(vars(_kernels))
-    namespace["np"] = _device_numpy()
-    namespace["prange"] = range
-    for name in DEVICE_FUNCTIONS:
-        src = python_source(getattr(_kernels, name))
-        fn = types.FunctionType(src.__code__, namespace, src.__name__, src.__defaults__,
-                                src.__closure__)
-        fn.__doc__ = src.__doc__
-        namespace[name] = cuda.jit(device=True)(fn)
-    return types.SimpleNamespace(**{name: namespace[name] for name in DEVICE_FUNCTIONS})
+def _recompiled(py, bindings, device):
+    """``py`` with its globals overridden: ``np``, ``prange``, the given bindings, and every
+    Numba dispatcher it calls replaced by its device function."""
+    namespace = dict(py.__globals__)
+    namespace.update(np=_NUMPY, prange=range)
+    names = {n for code in (py.__code__, *(c for c in py.__code__.co_consts
+                                           if isinstance(c, types.CodeType)))
+             for n in code.co_names}
+    for name in names:
+        obj = py.__globals__.get(name)
+        if isinstance(obj, Dispatcher):
+            namespace[name] = device_function(obj)
+    namespace.update(bindings)
+    fn = types.FunctionType(py.__code__, namespace, py.__name__, py.__defaults__,
+                            py.__closure__)
+    fn.__doc__ = py.__doc__
+    return cuda.jit(device=True)(fn) if device else fn
 
 
-device = _build_device_functions()
+_DEVICE = {}
+_LOCK = threading.RLock()
+
+
+def device_function(scalar):
+    """The CUDA device function of a gbloss scalar function (a Numba dispatcher), built once
+    from its Python source."""
+    py = python_source(scalar)
+    with _LOCK:
+        dev = _DEVICE.get(py)
+        if dev is None:
+            dev = _DEVICE[py] = _recompiled(py, {}, device=True)
+    return dev
+
 
 # ------------------------------------------------------------------------------------------------
 # Kernels: one thread per row, each calling the CPU row loop's source on one-row views. The
-# arguments are those of the CPU loops (see gbloss/_kernels.py).
-
-_sigmoid_gh_row = device.sigmoid_gradient_hessian
-_softmax_gh_row = device.softmax_gradient_hessian
-_sigmoid_loss_row = device.sigmoid_loss
-_softmax_loss_row = device.softmax_loss
+# arguments are those of the CPU loops (gbloss/losses/_loops.py). ``row_loop`` is bound per loss.
 
 
-@cuda.jit
-def sigmoid_gradient_hessian(y, raw, weight, offset, a_pos, a_neg, gamma_pos, gamma_neg, margin,
-                             detached, mode, grad, hess):
+def row_loop(*args):
+    """Slot: the loss's CPU row loop compiled as a device function (bound per loss)."""
+    raise NotImplementedError("row_loop is bound per loss by device_loops")
+
+
+def _gradient_hessian_kernel(y, raw, weight, theta, mode, grad, hess):
     weighted = weight.shape[0] > 0
     for i in range(cuda.grid(1), raw.shape[0], cuda.gridsize(1)):
         w = weight[i:i + 1] if weighted else weight[0:0]
-        _sigmoid_gh_row(y[i:i + 1], raw[i:i + 1], w, offset, a_pos, a_neg, gamma_pos, gamma_neg,
-                        margin, detached, mode, grad[i:i + 1], hess[i:i + 1])
+        row_loop(y[i:i + 1], raw[i:i + 1], w, theta, mode, grad[i:i + 1], hess[i:i + 1])
 
 
-@cuda.jit
-def sigmoid_loss(y, raw, weight, offset, a_pos, a_neg, gamma_pos, gamma_neg, margin, out):
+def _loss_kernel(y, raw, weight, theta, out):
     weighted = weight.shape[0] > 0
     for i in range(cuda.grid(1), raw.shape[0], cuda.gridsize(1)):
         w = weight[i:i + 1] if weighted else weight[0:0]
-        _sigmoid_loss_row(y[i:i + 1], raw[i:i + 1], w, offset, a_pos, a_neg, gamma_pos,
-                          gamma_neg, margin, out[i:i + 1])
+        row_loop(y[i:i + 1], raw[i:i + 1], w, theta, out[i:i + 1])
 
 
-@cuda.jit
-def softmax_gradient_hessian(y, raw, weight, offset, alpha, gamma, mode, grad, hess):
-    weighted = weight.shape[0] > 0
-    for i in range(cuda.grid(1), raw.shape[0], cuda.gridsize(1)):
-        w = weight[i:i + 1] if weighted else weight[0:0]
-        _softmax_gh_row(y[i:i + 1], raw[i:i + 1], w, offset, alpha, gamma, mode, grad[i:i + 1],
-                        hess[i:i + 1])
+_KERNELS = {"sigmoid_gradient_hessian": _gradient_hessian_kernel,
+            "softmax_gradient_hessian": _gradient_hessian_kernel,
+            "sigmoid_loss": _loss_kernel, "softmax_loss": _loss_kernel}
 
 
-@cuda.jit
-def softmax_loss(y, raw, weight, offset, alpha, gamma, out):
-    weighted = weight.shape[0] > 0
-    for i in range(cuda.grid(1), raw.shape[0], cuda.gridsize(1)):
-        w = weight[i:i + 1] if weighted else weight[0:0]
-        _softmax_loss_row(y[i:i + 1], raw[i:i + 1], w, offset, alpha, gamma, out[i:i + 1])
+class DeviceLoops:
+    """The CUDA kernels of one loss: attributes named like the CPU loops of
+    :class:`gbloss.losses._loops.Loops` (``sigmoid_gradient_hessian``, ...), each the
+    template's source with the loss's slots bound to device functions."""
+
+    def __init__(self, bindings):
+        slots = {name: device_function(fn) for name, fn in bindings.items()}
+        for templates, names in _loops.TEMPLATES.values():
+            if not all(n in slots for n in names):
+                continue
+            for template in templates:
+                row = _recompiled(template, {n: slots[n] for n in names}, device=True)
+                kernel = _KERNELS[template.__name__]
+                namespace = dict(kernel.__globals__, row_loop=row)
+                fn = types.FunctionType(kernel.__code__, namespace, template.__name__)
+                setattr(self, template.__name__, cuda.jit(fn))
+
+
+_DEVICE_LOOPS = {}
+
+
+def device_loops(scalars):
+    """The :class:`DeviceLoops` of a loss's slot functions (``Loss.scalars``), built once."""
+    key = tuple(sorted((name, id(fn)) for name, fn in scalars.items()))
+    with _LOCK:
+        loops = _DEVICE_LOOPS.get(key)
+        if loops is None:
+            loops = _DEVICE_LOOPS[key] = DeviceLoops(scalars)
+    return loops
 
 
 def configured(kernel, n_rows):
@@ -211,9 +242,9 @@ class DeviceGradient:
     """One loss's gradient and Hessian on the GPU for fixed labels and weights.
 
     Labels and weights are validated on the host once (the checks of
-    :meth:`gbloss.Loss.gradient_hessian`) and copied to the device once; the kernel's parameters
-    are the loss's own (``_sigmoid_setup``/``_softmax_setup``). :meth:`__call__` then launches
-    one kernel per call, on device views built here, into the given output buffers.
+    :meth:`gbloss.Loss.gradient_hessian`) and copied to the device once, with the loss's kernel
+    parameters (:meth:`gbloss.Loss.kernel_params`). :meth:`__call__` then launches one kernel
+    per call, on device views built here, into the given output buffers.
 
     Parameters
     ----------
@@ -232,28 +263,28 @@ class DeviceGradient:
         if sample_weight is not None:
             sample_weight = _labels_to_host(sample_weight)
         placeholder = np.broadcast_to(np.float32(0), tuple(shape))
-        task, y, raw, weight = loss._inputs(y, placeholder, sample_weight, True)
-        self.task, self.shape = task, tuple(shape)
+        task, y, _, weight = loss._inputs(y, placeholder, sample_weight, True)
+        n_out = 1 if task == BINARY else shape[1]
+        prepared = loss._ready(task, y, n_out)
+        self.task, self.shape, self.n_out = task, tuple(shape), n_out
         self.hessian_scale = float(hessian_scale)
-        self.mode = _HESSIAN_MODES[loss.hessian]
+        self.mode = HESSIAN_MODES[loss.hessian]
+        self.kernels = device_loops(prepared.scalars)
         self._weight = _to_device(weight)
-        if task == MULTICLASS:
-            offset, alpha, gamma = loss._softmax_setup(shape[1], y)
-            self._y = _to_device(y)
-            self._params = (_to_device(offset), _to_device(alpha), float(gamma))
-        else:
-            n_out = 1 if task == BINARY else shape[1]
-            s = loss._sigmoid_setup(n_out, y)
-            self._y = _to_device(y.reshape(-1, n_out))
-            self._params = (_to_device(s.offset), _to_device(s.a_pos), _to_device(s.a_neg),
-                            s.gamma_pos, s.gamma_neg, s.margin, s.detached)
+        self._y = _to_device(y if task == MULTICLASS else y.reshape(-1, n_out))
+        self._theta = tuple(_to_device(np.ascontiguousarray(p, dtype=np.float64))
+                            if isinstance(p, np.ndarray) else p
+                            for p in prepared.kernel_params(task, n_out))
+
+    def _as_rows(self, a):
+        return a.reshape(-1, 1) if self.task == BINARY else a
 
     def bind(self, raw, grad, hess):
         """A no-argument launcher for fixed buffers: device views are made once, here."""
-        as2d = (lambda a: a.reshape(-1, 1)) if self.task == BINARY else (lambda a: a)
-        raw, grad, hess = (_view(as2d(a)) for a in (raw, grad, hess))
-        args = (self._y, raw, self._weight, *self._params, self.mode, grad, hess)
-        kernel = softmax_gradient_hessian if self.task == MULTICLASS else sigmoid_gradient_hessian
+        raw, grad, hess = (_view(self._as_rows(a)) for a in (raw, grad, hess))
+        args = (self._y, raw, self._weight, self._theta, self.mode, grad, hess)
+        kernel = self.kernels.softmax_gradient_hessian if self.task == MULTICLASS else \
+            self.kernels.sigmoid_gradient_hessian
         launch = configured(kernel, self.shape[0])
 
         def run():
@@ -265,6 +296,19 @@ class DeviceGradient:
         """Fill ``out = (grad, hess)`` (arrays of ``raw``'s shape) from ``raw``; returns out."""
         self.bind(raw, *out)()
         return out
+
+    def loss_values(self, raw):
+        """Per-sample loss values (float64, summed over labels) for a NumPy ``raw``."""
+        d_raw = _to_device(self._as_rows(raw))
+        n = raw.shape[0]
+        if self.task == MULTICLASS:
+            shape, kernel = (n,), self.kernels.softmax_loss
+        else:
+            shape, kernel = (n, self.n_out), self.kernels.sigmoid_loss
+        out = np.empty(shape) if SIMULATOR else cuda.device_array(shape, np.float64)
+        configured(kernel, n)(self._y, d_raw, self._weight, self._theta, out)
+        out = out if SIMULATOR else out.copy_to_host()
+        return out if out.ndim == 1 else out.sum(axis=1)
 
 
 def _host_or_device(raw):
@@ -302,17 +346,7 @@ def loss_values(loss, y, raw, sample_weight=None):
     NumPy in, NumPy out."""
     raw = np.asarray(raw)
     raw = raw if raw.dtype in (np.float32, np.float64) else raw.astype(np.float64)
-    grad_fn = DeviceGradient(loss, y, raw.shape, sample_weight)
-    d_raw = _to_device(raw.reshape(-1, 1) if grad_fn.task == BINARY else raw)
-    out = np.empty(raw.shape[0]) if SIMULATOR else cuda.device_array(raw.shape[0], np.float64)
-    if grad_fn.task == MULTICLASS:
-        offset, alpha, gamma = grad_fn._params
-        configured(softmax_loss, raw.shape[0])(grad_fn._y, d_raw, grad_fn._weight, offset,
-                                                alpha, gamma, out)
-    else:
-        configured(sigmoid_loss, raw.shape[0])(grad_fn._y, d_raw, grad_fn._weight,
-                                                *grad_fn._params[:6], out)
-    return out if SIMULATOR else out.copy_to_host()
+    return DeviceGradient(loss, y, raw.shape, sample_weight).loss_values(raw)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -85,8 +85,8 @@ import lightgbm
 import numpy as np
 
 from . import _metrics
-from ._adapters import EngineMetric, EngineObjective, check_prepared, frequencies, same_loss
-from .losses import BINARY, MULTICLASS, MULTILABEL, loss_from_dict
+from ._adapters import EngineMetric, EngineObjective, check_prepared, same_loss
+from .losses import BINARY, MULTICLASS, MULTILABEL, LabelStats, loss_from_dict
 
 #: LightGBM parameter that carries the loss record in the saved model (see the module notes).
 RECORD_PARAM = "valid"
@@ -479,7 +479,7 @@ def _set_start(datasets, task, start):
 
 def _prepare(loss, train_set, num_class):
     task, y, n_out = _target(loss, _labels(train_set), num_class)
-    if getattr(loss, "priors", False) is None:
+    if not loss.is_prepared:
         loss = loss.prepare(y, n_classes=n_out if task == MULTICLASS else None)
     return loss, task, _start(loss, task, y, _weights(train_set), n_out), n_out
 
@@ -643,7 +643,7 @@ def predict_proba(booster, data, *, loss=None, num_iteration=None):
         task = BINARY if raw.ndim == 1 else MULTICLASS
     if task == MULTILABEL:  # pragma: no cover - never written by this module
         raise ValueError("multi-label records are not supported")
-    return loss.predict_proba(raw, task=None if task == BINARY else task)
+    return loss.predict_proba(raw, task=None if task == BINARY else task, calibrate=False)
 
 
 def _is_dask(data):
@@ -731,12 +731,12 @@ def _global_target(client, loss, y, sample_weight, num_class):
                          "every partition needs every class; shuffle or repartition y")
     if k:
         task, _, _ = _target(loss, np.arange(k, dtype=np.float64), k)
-        if getattr(loss, "priors", False) is None:
-            loss = loss.with_priors(frequencies(counts))
+        if not loss.is_prepared:
+            loss = loss.prepare(LabelStats(MULTICLASS, counts, counts))
         return loss, task, _start(loss, task, np.arange(k, dtype=np.float64), masses, k), k
     task, _, _ = _target(loss, np.array([0.0, 1.0]), 0)
-    if getattr(loss, "priors", False) is None:
-        loss = loss.with_priors(frequencies(counts[:2]))
+    if not loss.is_prepared:
+        loss = loss.prepare(LabelStats(BINARY, counts[:2], counts[:2]))
     # two rows, label 1 and 0, carrying the weighted class masses
     return loss, task, _start(loss, task, np.array([1.0, 0.0]), masses[[1, 0]], 1), 1
 

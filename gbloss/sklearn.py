@@ -69,7 +69,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 from . import _metrics
 from .calibration import calibrated_proba
 from .compat import validate_data
-from .losses import BINARY, MULTICLASS, MULTILABEL, AsymmetricLoss, CrossEntropyLoss, FocalLoss
+from .losses import BINARY, MULTICLASS, MULTILABEL, CrossEntropyLoss, FocalLoss
 from .losses import Loss as _Loss
 from .weights import class_balanced_weights, inverse_frequency_weights
 
@@ -88,7 +88,7 @@ _FOCAL_DEFAULTS = {"min_child_weight": 1e-3, "max_delta_step": 1.0}
 
 def _is_focal_type(loss):
     """Losses whose Hessian is tiny for well-classified rows (focusing or clipping)."""
-    return isinstance(loss, AsymmetricLoss) or getattr(loss, "gamma", 0.0) > 0
+    return bool(loss.engine_defaults("xgboost"))
 
 
 def _seed(random_state):
@@ -317,7 +317,7 @@ class _GBLossClassifier(ClassifierMixin, BaseEstimator):
         if self.calibrate:
             proba = calibrated_proba(self.loss_, raw, task=task)
         else:
-            proba = self.loss_.predict_proba(raw, task=task)
+            proba = self.loss_.predict_proba(raw, task=task, calibrate=False)
         if self.task_ == BINARY:
             return np.column_stack([1.0 - proba, proba])
         return proba

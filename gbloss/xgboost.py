@@ -57,9 +57,10 @@ import numba
 import numpy as np
 import xgboost
 
-from . import _kernels, _metrics
-from ._adapters import EngineMetric, EngineObjective, check_prepared, frequencies, same_loss
-from .losses import BINARY, MULTICLASS, MULTILABEL, loss_from_dict
+from . import _metrics
+from ._adapters import EngineMetric, EngineObjective, check_prepared, same_loss
+from .losses import BINARY, MULTICLASS, MULTILABEL, LabelStats, loss_from_dict
+from .losses import _loops as _kernels
 
 #: Booster attributes written by :func:`train` and :func:`dask_train`.
 ATTR_LOSS = "gbloss_loss"
@@ -487,7 +488,7 @@ def params(loss, dtrain, params=None):
 
 def _prepare(loss, dtrain, num_class):
     task, y, n_out = _target(loss, dtrain.get_label(), dtrain.num_row(), num_class)
-    if getattr(loss, "priors", False) is None:
+    if not loss.is_prepared:
         loss = loss.prepare(y, n_classes=n_out if task == MULTICLASS else None)
     return loss, task, _start(loss, task, y, _weights(dtrain), n_out)
 
@@ -646,7 +647,7 @@ def predict_proba(booster, data, *, loss=None, iteration_range=None):
     """
     raw = _margins(booster, data, iteration_range)
     loss, task = _loss_and_task(booster, loss, raw)
-    return loss.predict_proba(raw, task=None if task == BINARY else task)
+    return loss.predict_proba(raw, task=None if task == BINARY else task, calibrate=False)
 
 
 # -- Dask ------------------------------------------------------------------------------------
@@ -682,8 +683,8 @@ def _global_target(client, dtrain, loss, num_class):
         k = int(num_class)
         task, _, _ = _target(loss, np.zeros(n), n, k)
         counts = sum(s["counts"] for s in stats)
-        if getattr(loss, "priors", False) is None:
-            loss = loss.with_priors(frequencies(counts))
+        if not loss.is_prepared:
+            loss = loss.prepare(LabelStats(MULTICLASS, counts, counts))
         # the softmax start depends on the weighted class masses only
         return loss, task, _start(loss, task, np.arange(k, dtype=np.float64), masses, k)
     ndim = max(s["ndim"] for s in stats)
@@ -692,8 +693,9 @@ def _global_target(client, dtrain, loss, num_class):
         _target(loss, np.array([max(s["max_y"] for s in stats)]), 1, 0)
     task, _, _ = _target(loss, np.zeros(n * n_out), n, 0)
     sum_y, total_w = sum(s["sum_y"] for s in stats), sum(s["total_w"] for s in stats)
-    if getattr(loss, "priors", False) is None:
-        loss = loss.with_priors(frequencies(np.array([n - sum_y[0], sum_y[0]])))
+    if not loss.is_prepared:
+        counts = np.array([n - sum_y[0], sum_y[0]])
+        loss = loss.prepare(LabelStats(BINARY, counts, counts))
     # one row with the weighted mean soft label carries every output's masses (A_k, W - A_k)
     y_mean = (masses / total_w)[None, :] if task == MULTILABEL else masses / total_w
     return loss, task, _start(loss, task, y_mean, np.array([total_w]), n_out)

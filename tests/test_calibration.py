@@ -16,7 +16,6 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import log_loss
 
 import gbloss
-from gbloss import calibration
 from gbloss.calibration import calibrated_proba, is_proper
 
 ETAS = (1e-4, 0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99)
@@ -113,16 +112,16 @@ def test_identity_for_proper_losses(loss, tasks, rng):
         raw = rng.normal(0, 4, 50) if task == "binary" else rng.normal(0, 4, (50, 3))
         task_arg = None if task == "binary" else task
         np.testing.assert_array_equal(calibrated_proba(loss, raw, task_arg),
-                                      loss.predict_proba(raw, task_arg))
+                                      loss.predict_proba(raw, task_arg, calibrate=False))
 
 
 def test_identity_is_the_map_itself_for_cross_entropy(rng):
     """The general formulas give the identity at gamma=0, not only the is_proper shortcut."""
     raw = rng.normal(0, 10, (200, 4))
     ce = gbloss.CrossEntropyLoss()
-    np.testing.assert_allclose(calibration._sigmoid_calibrated(ce, raw), special.expit(raw),
+    np.testing.assert_allclose(ce._calibrated_sigmoid(raw, "multilabel"), special.expit(raw),
                                rtol=1e-14)
-    np.testing.assert_allclose(calibration._softmax_calibrated(ce, raw),
+    np.testing.assert_allclose(ce._calibrated_softmax(raw),
                                special.softmax(raw, axis=1), rtol=1e-13)
 
 
@@ -154,7 +153,7 @@ def test_weighted_cross_entropy_is_the_prior_shift(rng):
     raw = rng.normal(0, 5, (100, 3))
     alpha = np.array([0.2, 0.3, 0.5])
     expected = special.softmax(raw, axis=1) / alpha
-    np.testing.assert_allclose(calibrated_proba(gbloss.CrossEntropyLoss(alpha), raw),
+    np.testing.assert_allclose(calibrated_proba(gbloss.CrossEntropyLoss(alpha), raw, "multiclass"),
                                expected / expected.sum(axis=1, keepdims=True), rtol=1e-13)
 
 
@@ -212,7 +211,8 @@ def test_softmax_focal_inverts_population_minimiser(gamma, alpha, rng):
     loss = gbloss.FocalLoss(gamma, alpha)
     for eta in rng.dirichlet(np.ones(3), size=4):
         z_star = _softmax_risk_minimiser(loss, eta)
-        np.testing.assert_allclose(calibrated_proba(loss, z_star[None, :])[0], eta, rtol=1e-11)
+        np.testing.assert_allclose(calibrated_proba(loss, z_star[None, :], "multiclass")[0], eta,
+                                   rtol=1e-11)
 
 
 @pytest.mark.parametrize("alpha", [None, [0.1, 0.2, 0.3, 0.4]])
@@ -221,7 +221,7 @@ def test_softmax_expected_gradient_vanishes(gamma, alpha, rng):
     """Null-vector check with the kernels: ``sum_c eta_c grad(c, z) = 0`` row by row."""
     loss = gbloss.FocalLoss(gamma, alpha)
     raw = rng.normal(0, 3, (200, 4))
-    eta = calibrated_proba(loss, raw)
+    eta = calibrated_proba(loss, raw, "multiclass")
     grads = [loss.gradient_hessian(np.full(200, c, dtype=float), raw)[0] for c in range(4)]
     expected = sum(eta[:, [c]] * grads[c] for c in range(4))
     scale = sum(eta[:, [c]] * np.abs(grads[c]) for c in range(4))
@@ -230,7 +230,7 @@ def test_softmax_expected_gradient_vanishes(gamma, alpha, rng):
 
 def test_softmax_two_classes_equals_binary(rng):
     raw = rng.normal(0, 4, (100, 2))
-    two = calibrated_proba(gbloss.FocalLoss(2.0, [0.75, 0.25]), raw)
+    two = calibrated_proba(gbloss.FocalLoss(2.0, [0.75, 0.25]), raw, "multiclass")
     one = calibrated_proba(gbloss.FocalLoss(2.0, 0.25), raw[:, 1] - raw[:, 0])
     np.testing.assert_allclose(two[:, 1], one, rtol=1e-12)
 
@@ -374,7 +374,8 @@ def demo_metrics(seed=0, n=20_000):
     w = _fit_linear(loss, x, y)
     x, eta, y = _synthetic(rng, n)
     raw = _features(x) @ w
-    probas = {"plain": loss.predict_proba(raw), "calibrated": calibrated_proba(loss, raw),
+    probas = {"plain": loss.predict_proba(raw, calibrate=False),
+              "calibrated": calibrated_proba(loss, raw),
               "true": eta}
     return {name: {"ece": expected_calibration_error(y, p), "log_loss": log_loss(y, p),
                    "mean_abs_error": float(np.mean(np.abs(p - eta)))}
@@ -396,7 +397,7 @@ def test_demo_noisy_population_margins(rng):
     loss = gbloss.FocalLoss(2.0, 0.25)
     _, eta, y = _synthetic(rng, 20_000)
     raw = population_margin(loss, eta) + rng.normal(0, 0.2, eta.size)
-    plain, calibrated = loss.predict_proba(raw), calibrated_proba(loss, raw)
+    plain, calibrated = loss.predict_proba(raw, calibrate=False), calibrated_proba(loss, raw)
     assert expected_calibration_error(y, calibrated) < expected_calibration_error(y, plain) / 3
     assert log_loss(y, calibrated) < log_loss(y, plain) - 0.03
 
@@ -426,7 +427,8 @@ def test_demo_softmax_focal(rng):
                           method="L-BFGS-B").x.reshape(-1, 3)
     x, eta, y = draw(20_000)
     raw = _features(x) @ w
-    plain, calibrated = loss.predict_proba(raw), calibrated_proba(loss, raw)
+    plain = loss.predict_proba(raw, "multiclass", calibrate=False)
+    calibrated = calibrated_proba(loss, raw, "multiclass")
     labels = [0, 1, 2]
     assert log_loss(y, calibrated, labels=labels) < log_loss(y, plain, labels=labels) - 0.02
     assert np.mean(np.abs(calibrated - eta)) < np.mean(np.abs(plain - eta)) / 3
@@ -448,10 +450,11 @@ def test_float32_and_lists(rng):
 @pytest.mark.parametrize("hessian", ["exact", "gn"])
 def test_independent_of_hessian_policy(hessian, rng):
     raw = rng.normal(0, 5, (50, 3))
-    for make in (lambda h: gbloss.FocalLoss(2.0, [0.2, 0.3, 0.5], hessian=h),
-                 lambda h: gbloss.AsymmetricLoss(hessian=h)):
-        np.testing.assert_array_equal(calibrated_proba(make(hessian), raw),
-                                      calibrated_proba(make("psd"), raw))
+    for make, task in ((lambda h: gbloss.FocalLoss(2.0, [0.2, 0.3, 0.5], hessian=h),
+                        "multiclass"),
+                       (lambda h: gbloss.AsymmetricLoss(hessian=h), None)):
+        np.testing.assert_array_equal(calibrated_proba(make(hessian), raw, task),
+                                      calibrated_proba(make("psd"), raw, task))
 
 
 def test_extreme_margins_are_finite():
@@ -461,7 +464,7 @@ def test_extreme_margins_are_finite():
         eta = calibrated_proba(loss, z)
         assert np.all(np.isfinite(eta)) and np.all(np.diff(eta) >= 0)
     rows = np.array([[1e6, 0.0, -1e6], [700.0, 700.0, 0.0], [-50.0, 0.0, 20.0]])
-    eta = calibrated_proba(gbloss.FocalLoss(2.0), rows)
+    eta = calibrated_proba(gbloss.FocalLoss(2.0), rows, "multiclass")
     assert np.all(np.isfinite(eta))
     np.testing.assert_allclose(eta.sum(axis=1), 1.0, rtol=1e-15)
     np.testing.assert_allclose(eta[0], [1.0, 0.0, 0.0], atol=1e-200)
@@ -471,7 +474,8 @@ def test_extreme_margins_are_finite():
 @pytest.mark.parametrize(("loss", "raw", "task", "match"), [
     (gbloss.FocalLoss(2.0, 1.0), np.zeros(3), None, r"alpha must lie in \(0, 1\)"),
     (gbloss.CrossEntropyLoss(0.0), np.zeros(3), None, r"alpha must lie in \(0, 1\)"),
-    (gbloss.FocalLoss(2.0, [0.5, 0.0, 0.5]), np.zeros((2, 3)), None, "alpha must be > 0"),
+    (gbloss.FocalLoss(2.0, [0.5, 0.0, 0.5]), np.zeros((2, 3)), "multiclass",
+     "alpha must be > 0"),
     (gbloss.FocalLoss(2.0, 0.25), np.zeros((2, 3)), "multiclass", "one weight per class"),
     (gbloss.FocalLoss(2.0), np.zeros(3), "multiclass", "needs 2-D raw"),
     (gbloss.FocalLoss(2.0), np.zeros((2, 3, 1)), None, "1-D .* or 2-D"),

@@ -89,15 +89,19 @@ def test_import_gbloss_imports_neither_numba_cuda_nor_cupy():
 
 
 def test_device_functions_are_compiled_from_the_cpu_source():
-    from gbloss import _kernels
+    from gbloss.losses import _loops, focal, primitives
 
-    for name in gcuda.DEVICE_FUNCTIONS:
-        cpu = gcuda.python_source(getattr(_kernels, name))
-        gpu = getattr(gcuda.device, name).py_func
+    for name, scalar in gbloss.FocalLoss.scalars.items():
+        gpu = gcuda.device_function(scalar).py_func
+        cpu = gcuda.python_source(scalar)
         assert gpu.__code__ is cpu.__code__, name  # one code object: no second copy
         assert gpu.__globals__ is not cpu.__globals__  # calls resolve to the device versions
-    assert gcuda.device.focal_core.py_func.__globals__["sigmoid_parts"] is \
-        gcuda.device.sigmoid_parts
+    core = gcuda.device_function(primitives.focal_core).py_func
+    assert core.__globals__["sigmoid_parts"] is gcuda.device_function(primitives.sigmoid_parts)
+    kernels = gcuda.device_loops(gbloss.FocalLoss.scalars)
+    row = kernels.sigmoid_gradient_hessian.py_func.__globals__["row_loop"].py_func
+    assert row.__code__ is _loops.sigmoid_gradient_hessian.__code__  # the CPU template
+    assert row.__globals__["sigmoid_element"] is gcuda.device_function(focal.sigmoid_element)
 
 
 def _extreme_rows(raw, y, rng):
@@ -172,22 +176,28 @@ _PTX_CHECK = """
     import gbloss.cuda as gc
     assert not gc.SIMULATOR
     assert hasattr(np, "row_stack") != ROW_STACK_REMOVED  # the shim left numpy as it was
-    f64 = "float64[::1]"
-    for dtype in ("float32", "float64"):
-        raw = f"{dtype}[:, ::1]"
-        sigs = {
-            "sigmoid_gradient_hessian": f"void(float64[:, ::1], {raw}, {f64}, {f64}, {f64}, "
-                                        f"{f64}, float64, float64, float64, boolean, int64, "
-                                        f"{raw}, {raw})",
-            "softmax_gradient_hessian": f"void({f64}, {raw}, {f64}, {f64}, {f64}, float64, "
-                                        f"int64, {raw}, {raw})",
-            "sigmoid_loss": f"void(float64[:, ::1], {raw}, {f64}, {f64}, {f64}, {f64}, "
-                            f"float64, float64, float64, {f64})",
-            "softmax_loss": f"void({f64}, {raw}, {f64}, {f64}, {f64}, float64, {f64})",
-        }
-        for name, sig in sigs.items():
-            ptx, _ = cuda.compile_ptx(getattr(gc, name).py_func, sig, cc=(9, 0))
-            assert ".entry" in ptx, name
+    import numba
+    from numba.core import types as nt
+    from gbloss.losses import REGISTRY, BINARY, MULTICLASS
+    for dtype in (np.float32, np.float64):
+        for cls in REGISTRY.values():
+            loss = cls() if cls.__name__ != "LogitAdjustedLoss" else cls(1.0, [0.2, 0.3, 0.5])
+            kernels = gc.device_loops(loss.scalars)
+            for task in cls.tasks:
+                n_out = 1 if task == BINARY else 3
+                y = np.zeros(4) if task == MULTICLASS else np.zeros((4, n_out))
+                raw = np.zeros((4, n_out), dtype)
+                theta = loss.kernel_params(task, n_out if n_out > 1 else 1) \
+                    if not (cls.__name__ == "LogitAdjustedLoss" and task == BINARY) else \
+                    cls(1.0, [0.4, 0.6]).kernel_params(task, 1)
+                link = "softmax" if task == MULTICLASS else "sigmoid"
+                gh = (y, raw, np.zeros(0), theta, 1, raw, raw)
+                out = np.zeros(4) if task == MULTICLASS else np.zeros((4, n_out))
+                for name, args in ((f"{link}_gradient_hessian", gh),
+                                   (f"{link}_loss", (y, raw, np.zeros(0), theta, out))):
+                    sig = nt.void(*(numba.typeof(a) for a in args))
+                    ptx, _ = cuda.compile_ptx(getattr(kernels, name).py_func, sig, cc=(9, 0))
+                    assert ".entry" in ptx, (cls.__name__, name)
     print("OK")
 """
 

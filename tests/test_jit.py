@@ -179,15 +179,15 @@ _PROBE = """
 import json, sys
 import numpy as np
 import gbloss
-from gbloss import _kernels
+from gbloss.losses import focal
 grad, hess = gbloss.FocalLoss(2.0, 0.25).gradient_hessian(
     np.array([0.0, 1.0, 1.0]), np.array([0.5, -3.0, 2.0]), check_input=False)  # one kernel only
-stats = _kernels.binary_gradient_hessian.serial.stats  # 3 rows: one thread
+stats = focal._binary_loop.serial.stats  # 3 rows: one thread
 print(json.dumps({
     "file": gbloss.__file__,
     "hits": sum(stats.cache_hits.values()),
     "misses": sum(stats.cache_misses.values()),
-    "cache": type(_kernels.binary_gradient_hessian.serial._cache).__name__,
+    "cache": type(focal._binary_loop.serial._cache).__name__,
     "grad": grad.tolist(), "hess": hess.tolist(),
 }))
 """
@@ -234,7 +234,8 @@ def test_read_only_install_imports_without_a_cache_location(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     # Read-only everywhere. Root ignores permission bits, so also put plain files where Numba
     # would create its cache directories (in-tree __pycache__ and ~/.cache): those always fail.
-    (site / "gbloss" / "__pycache__").write_text("")
+    for package in [site / "gbloss", *(p.parent for p in (site / "gbloss").rglob("*/__init__.py"))]:
+        (package / "__pycache__").write_text("")
     home = tmp_path / "home"
     home.mkdir()
     (home / ".cache").write_text("")

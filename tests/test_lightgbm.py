@@ -293,7 +293,7 @@ def test_metric_values_are_the_sklearn_metrics_on_probabilities(task, weighted, 
         warnings.simplefilter("ignore")  # no init_score on this Dataset
         values = gbl.metric(loss, names)(np.asfortranarray(raw), dvalid)
     got = {name: (value, better) for name, value, better in values}
-    proba = loss.predict_proba(raw)
+    proba = loss.link(raw, None if task == "binary" else task)
     if task == "binary":
         ap = skm.average_precision_score(y, proba, sample_weight=w)
         auc = skm.roc_auc_score(y, proba, sample_weight=w)
@@ -392,7 +392,8 @@ def test_save_load_round_trip(name, task, path, how, rng, tmp_path):
     assert rec["task"] == task and rec["start_in_trees"] is (path == "train")
     raw = loaded.predict(X, raw_score=True) + (0 if rec["start_in_trees"] else
                                                (start[0] if task == "binary" else start))
-    np.testing.assert_allclose(proba, stored.predict_proba(raw), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(proba, stored.link(raw, None if task == "binary" else task),
+                               rtol=0, atol=1e-12)
     if task == "multiclass":
         assert proba.shape == (N, K)
         np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)

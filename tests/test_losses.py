@@ -702,16 +702,42 @@ def test_unprepared_logit_adjustment_cannot_give_probabilities():
 def test_predict_proba_uses_the_loss_link(rng):
     raw = rng.normal(size=(20, 3))
     focal = gbloss.FocalLoss(2.0)
-    assert_allclose(focal.predict_proba(raw[:, 0]), special.expit(raw[:, 0]), rtol=1e-15)
-    assert_allclose(focal.predict_proba(raw), special.softmax(raw, axis=1), rtol=1e-15)
-    assert_allclose(focal.predict_proba(raw, task=MULTILABEL), special.expit(raw), rtol=1e-15)
-    assert_allclose(gbloss.AsymmetricLoss().predict_proba(raw), special.expit(raw), rtol=1e-15)
+    plain = {"calibrate": False}
+    assert_allclose(focal.predict_proba(raw[:, 0], **plain), special.expit(raw[:, 0]), rtol=1e-15)
+    assert_allclose(focal.predict_proba(raw, MULTICLASS, **plain), special.softmax(raw, axis=1),
+                    rtol=1e-15)
+    assert_allclose(focal.predict_proba(raw, task=MULTILABEL, **plain), special.expit(raw),
+                    rtol=1e-15)
+    assert_allclose(focal.link(raw, MULTILABEL), special.expit(raw), rtol=1e-15)
+    assert_allclose(gbloss.AsymmetricLoss().predict_proba(raw, **plain), special.expit(raw),
+                    rtol=1e-15)
     la = gbloss.LogitAdjustedLoss(1.0, [0.6, 0.3, 0.1])
-    assert_allclose(la.predict_proba(raw), special.softmax(raw + np.log([0.6, 0.3, 0.1]), axis=1),
-                    rtol=1e-14)
+    expected = special.softmax(raw + np.log([0.6, 0.3, 0.1]), axis=1)
+    assert_allclose(la.predict_proba(raw, **plain), expected, rtol=1e-14)
+    assert_allclose(la.predict_proba(raw), expected, rtol=1e-14)  # proper: calibrated = link
     assert_array_equal(la.decision_scores(raw), raw)
     with pytest.raises(ValueError, match="task must be one of"):
         gbloss.AsymmetricLoss().predict_proba(raw, task=MULTICLASS)
+
+
+def test_predict_proba_is_calibrated_by_default(rng):
+    raw = rng.normal(size=(20, 3))
+    focal = gbloss.FocalLoss(2.0, 0.25)
+    assert_allclose(focal.predict_proba(raw[:, 0]),
+                    gbloss.calibration.calibrated_proba(focal, raw[:, 0]), rtol=1e-15)
+    assert not np.allclose(focal.predict_proba(raw[:, 0]), special.expit(raw[:, 0]))
+    with pytest.raises(ValueError, match="calibrate must be True or False"):
+        focal.predict_proba(raw[:, 0], calibrate="no")
+
+
+def test_two_dimensional_raw_needs_task_when_ambiguous(rng):
+    raw = rng.normal(size=(20, 3))
+    for loss in (gbloss.FocalLoss(), gbloss.CrossEntropyLoss()):
+        with pytest.raises(ValueError, match="ambiguous.*task="):
+            loss.predict_proba(raw)
+    assert gbloss.AsymmetricLoss().predict_proba(raw).shape == raw.shape  # per label only
+    la = gbloss.LogitAdjustedLoss(1.0, [0.6, 0.3, 0.1])
+    assert_allclose(la.predict_proba(raw).sum(axis=1), 1.0)  # softmax only
 
 
 @pytest.mark.parametrize(("y_shape", "raw_shape", "task"), [

@@ -21,7 +21,7 @@ import numpy as np
 import xgboost as xgb
 import gbloss
 import gbloss.xgboost as gbx
-from gbloss import _kernels
+from gbloss.losses import _loops as _kernels
 
 def threads():
     return len(os.listdir("/proc/self/task"))

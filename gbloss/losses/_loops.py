@@ -1,0 +1,346 @@
+"""The row loops, written once per link and instantiated per loss.
+
+A loss module supplies scalar functions (``@gbloss.losses.scalar``) in the *slots* below; the
+loops of its link are compiled with the slots bound to them (:func:`loops_for`), for the CPU
+(parallel and serial, :class:`gbloss._jit.Kernel`) and, by :mod:`gbloss.cuda`, for the GPU from
+the same source. The slot functions here only document the contract; calling one raises.
+
+Sigmoid link (binary and multi-label; one output at a time)::
+
+    sigmoid_element(y, z, k, theta, mode) -> (loss, grad, hess)
+
+of one output ``k`` with (soft) label ``y`` in [0, 1] at raw score ``z``, the Hessian already
+turned into the one the policy ``mode`` asks for (:data:`~gbloss.losses.primitives.HESS_EXACT`,
+``HESS_PSD``, ``HESS_GN``).
+
+Softmax link (multiclass; label ``c``, the true class's one-vs-rest margin
+``t = z'_c - logsumexp_{k != c} z'_k`` of the shifted scores ``z'_k = z_k + shift(k, c)``)::
+
+    softmax_shift(k, c, theta) -> float
+    softmax_core(t, c, theta, mode) -> (loss, f1, f2, floor)
+
+``f1 = dL/dt``, ``f2`` the policy's ``d2L/dt2`` and ``floor`` the Hessian floor of the policy;
+the loop chains them through the softmax (``docs/derivations.md`` section 3)::
+
+    g_c = f1        g_k = -f1 r_k           r_k = softmax over the classes k != c
+    h_cc = f2       h_kk = r_k^2 f2 - f1 r_k (1 - r_k)          (+ floor on every class)
+
+``theta`` is the loss's kernel parameter tuple (:meth:`gbloss.Loss.kernel_params`). Sample
+weights multiply everything in the loops.
+
+Numba's disk cache keys a compiled loop by its source file's time stamp, which does not see an
+edit to a loss module whose scalar functions the loop calls. The loops therefore carry in their
+names a hash of the source of every module their bound functions reach
+(:func:`source_key`): an edited loss compiles anew instead of loading stale machine code.
+
+The loops also count non-finite raw scores and, for softmax, labels outside ``0..K-1`` (a row
+with such a label is skipped and filled with NaN): no input, validated or not, makes a loop
+index out of bounds, and the caller turns the counts into errors.
+"""
+
+import hashlib
+import inspect
+import threading
+import types
+
+import numpy as np
+from numba import prange
+from numba.core.dispatcher import Dispatcher
+
+from .. import _jit
+from .._jit import kernel
+from .primitives import HESS_EXACT
+
+# ------------------------------------------------------------------------------------------------
+# Slots: the scalar contract of each link
+
+
+def sigmoid_element(y, z, k, theta, mode):
+    """Slot: ``(loss, grad, hess)`` of sigmoid output ``k`` (see the module docstring)."""
+    raise NotImplementedError("sigmoid_element is bound per loss by loops_for")
+
+
+def softmax_shift(k, c, theta):
+    """Slot: the shift added to raw score ``k`` when the label is ``c``."""
+    raise NotImplementedError("softmax_shift is bound per loss by loops_for")
+
+
+def softmax_core(t, c, theta, mode):
+    """Slot: ``(loss, dL/dt, d2L/dt2 of the policy, Hessian floor)`` at margin ``t``."""
+    raise NotImplementedError("softmax_core is bound per loss by loops_for")
+
+
+SIGMOID_SLOTS = ("sigmoid_element",)
+SOFTMAX_SLOTS = ("softmax_shift", "softmax_core")
+
+# ------------------------------------------------------------------------------------------------
+# Templates. ``raw`` is (n, K) in C or F order (binary is viewed as (n, 1)); outputs have raw's
+# shape; ``weight`` is (n,) or empty for unweighted. Each returns its count(s) of bad inputs.
+
+
+def sigmoid_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
+    n, n_out = raw.shape
+    weighted = weight.shape[0] > 0
+    nonfinite = 0
+    for i in prange(n):
+        w = weight[i] if weighted else 1.0
+        row_bad = 0
+        for k in range(n_out):
+            z = np.float64(raw[i, k])
+            row_bad += 0 if abs(z) < np.inf else 1
+            _, g, h = sigmoid_element(y[i, k], z, k, theta, mode)
+            grad[i, k] = w * g
+            hess[i, k] = w * h
+        nonfinite += row_bad
+    return nonfinite
+
+
+def sigmoid_loss(y, raw, weight, theta, out):
+    """Per-element loss values, ``out`` of raw's shape (n, K)."""
+    n, n_out = raw.shape
+    weighted = weight.shape[0] > 0
+    nonfinite = 0
+    for i in prange(n):
+        w = weight[i] if weighted else 1.0
+        row_bad = 0
+        for k in range(n_out):
+            z = np.float64(raw[i, k])
+            row_bad += 0 if abs(z) < np.inf else 1
+            loss, _, _ = sigmoid_element(y[i, k], z, k, theta, HESS_EXACT)
+            out[i, k] = w * loss
+        nonfinite += row_bad
+    return nonfinite
+
+
+def softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
+    """``grad[i, k]`` holds ``exp(z'_k - z'_m)`` as scratch until the row's margin is known."""
+    n, n_class = raw.shape
+    weighted = weight.shape[0] > 0
+    nonfinite = 0
+    bad_labels = 0
+    for i in prange(n):
+        label = y[i]
+        if label >= 0 and label < n_class:
+            c = int(label)
+            row_bad = 0
+            m = -1  # the largest shifted score among the other classes
+            best = -np.inf
+            for k in range(n_class):
+                zk = np.float64(raw[i, k])
+                row_bad += 0 if abs(zk) < np.inf else 1
+                if k != c:
+                    v = zk + softmax_shift(k, c, theta)
+                    if v > best or m < 0:
+                        best = v
+                        m = k
+            zm = np.float64(raw[i, m])
+            sm = softmax_shift(m, c, theta)
+            rest = 0.0
+            for k in range(n_class):
+                if k != c:
+                    e = np.exp((np.float64(raw[i, k]) - zm) + (softmax_shift(k, c, theta) - sm))
+                    grad[i, k] = e
+                    if k != m:
+                        rest += e
+            t = ((np.float64(raw[i, c]) - zm) + (softmax_shift(c, c, theta) - sm)) - np.log1p(rest)
+            _, f1, f2, floor = softmax_core(t, c, theta, mode)
+            w = weight[i] if weighted else 1.0
+            total = 1.0 + rest
+            grad[i, c] = w * f1
+            hess[i, c] = w * (f2 + floor)
+            for k in range(n_class):
+                if k != c:
+                    r = grad[i, k] / total
+                    one_minus_r = rest / total if k == m else 1.0 - r
+                    grad[i, k] = -w * f1 * r
+                    hess[i, k] = w * (r * r * f2 - f1 * r * one_minus_r + floor)
+            nonfinite += row_bad
+        else:
+            bad_labels += 1
+            for k in range(n_class):
+                grad[i, k] = np.nan
+                hess[i, k] = np.nan
+    return nonfinite, bad_labels
+
+
+def softmax_loss(y, raw, weight, theta, out):
+    """Per-row loss values, ``out`` (n,)."""
+    n, n_class = raw.shape
+    weighted = weight.shape[0] > 0
+    nonfinite = 0
+    bad_labels = 0
+    for i in prange(n):
+        label = y[i]
+        if label >= 0 and label < n_class:
+            c = int(label)
+            row_bad = 0
+            m = -1
+            best = -np.inf
+            for k in range(n_class):
+                zk = np.float64(raw[i, k])
+                row_bad += 0 if abs(zk) < np.inf else 1
+                if k != c:
+                    v = zk + softmax_shift(k, c, theta)
+                    if v > best or m < 0:
+                        best = v
+                        m = k
+            zm = np.float64(raw[i, m])
+            sm = softmax_shift(m, c, theta)
+            rest = 0.0
+            for k in range(n_class):
+                if k != c and k != m:
+                    rest += np.exp((np.float64(raw[i, k]) - zm) + (softmax_shift(k, c, theta) - sm))
+            t = ((np.float64(raw[i, c]) - zm) + (softmax_shift(c, c, theta) - sm)) - np.log1p(rest)
+            loss, _, _, _ = softmax_core(t, c, theta, HESS_EXACT)
+            out[i] = loss * (weight[i] if weighted else 1.0)
+            nonfinite += row_bad
+        else:
+            bad_labels += 1
+            out[i] = np.nan
+    return nonfinite, bad_labels
+
+
+TEMPLATES = {"sigmoid": ((sigmoid_gradient_hessian, sigmoid_loss), SIGMOID_SLOTS),
+             "softmax": ((softmax_gradient_hessian, softmax_loss), SOFTMAX_SLOTS)}
+
+# ------------------------------------------------------------------------------------------------
+# Instantiation
+
+
+def _reachable_functions(functions):
+    """The Python functions of the given Numba dispatchers and of every dispatcher they call
+    through a global name or a module attribute, transitively."""
+    seen, found, stack = set(), [], list(functions)
+    while stack:
+        fn = stack.pop()
+        py = getattr(fn, "py_func", fn)
+        if not isinstance(py, types.FunctionType) or id(py) in seen:
+            continue
+        seen.add(id(py))
+        found.append(py)
+        codes = [py.__code__]
+        codes += [c for c in py.__code__.co_consts if isinstance(c, types.CodeType)]
+        names = {name for code in codes for name in code.co_names}
+        for name in names:
+            obj = py.__globals__.get(name)
+            if isinstance(obj, types.ModuleType):
+                stack += [getattr(obj, a) for a in names
+                          if isinstance(getattr(obj, a, None), Dispatcher)]
+            elif isinstance(obj, Dispatcher):
+                stack.append(obj)
+    return found
+
+
+def source_key(functions):
+    """A short hash of the source files of everything the given functions reach (their own
+    modules, :mod:`gbloss._jit` and this module included)."""
+    files = {inspect.getsourcefile(py) for py in _reachable_functions(functions)}
+    files |= {__file__, _jit.__file__}
+    digest = hashlib.sha256()
+    for path in sorted(f for f in files if f):
+        with open(path, "rb") as source:
+            digest.update(path.encode() + b"\0" + source.read())
+    return digest.hexdigest()[:16]
+
+
+def compile_loop(template, bindings=None, **options):
+    """:class:`gbloss._jit.Kernel` of ``template`` with the names in ``bindings`` resolved to
+    the given functions, named after a hash of every source it reaches (module docstring)."""
+    bindings = dict(bindings or {})
+    namespace = dict(template.__globals__)
+    namespace.update(bindings)
+    key = source_key([template, *bindings.values()])
+    name = f"{template.__name__}_{key}"
+    fn = types.FunctionType(template.__code__, namespace, name, template.__defaults__,
+                            template.__closure__)
+    fn.__qualname__ = name
+    fn.__doc__ = template.__doc__
+    return _jit.Kernel(fn, **options)
+
+
+class Loops:
+    """The compiled loops of one loss: attributes ``sigmoid_gradient_hessian``, ``sigmoid_loss``
+    (sigmoid link) and ``softmax_gradient_hessian``, ``softmax_loss`` (softmax link), each
+    present when the loss fills that link's slots; ``bindings`` are the slot functions."""
+
+    def __init__(self, bindings):
+        self.bindings = dict(bindings)
+        for templates, slots in TEMPLATES.values():
+            if all(s in self.bindings for s in slots):
+                used = {s: self.bindings[s] for s in slots}
+                for template in templates:
+                    setattr(self, template.__name__, compile_loop(template, used))
+
+
+_LOOPS = {}
+_LOCK = threading.Lock()
+
+
+def loops_for(scalars):
+    """The :class:`Loops` of a loss's slot functions (``Loss.scalars``), built once."""
+    key = tuple(sorted((name, id(fn)) for name, fn in scalars.items()))
+    with _LOCK:
+        loops = _LOOPS.get(key)
+        if loops is None:
+            loops = _LOOPS[key] = Loops(scalars)
+    return loops
+
+
+# ------------------------------------------------------------------------------------------------
+# Input checks in one pass, without temporaries. They return a code that the Python side turns
+# into an error message naming the argument.
+
+CHECK_OK = 0
+CHECK_NAN = 1
+CHECK_RANGE = 2
+CHECK_NOT_INTEGER = 3
+
+
+@kernel
+def check_unit_interval(values):
+    """0 if every value is in [0, 1]; CHECK_NAN for a NaN; CHECK_RANGE otherwise."""
+    flat = values.ravel()
+    nan = 0
+    bad = 0
+    for i in prange(flat.shape[0]):
+        v = flat[i]
+        if v != v:
+            nan += 1
+        elif v < 0.0 or v > 1.0:
+            bad += 1
+    return CHECK_NAN if nan else (CHECK_RANGE if bad else CHECK_OK)
+
+
+@kernel
+def check_class_labels(values, n_class):
+    """0 if every value is an integer in [0, n_class)."""
+    nan = 0
+    bad = 0
+    frac = 0
+    for i in prange(values.shape[0]):
+        v = values[i]
+        if v != v:
+            nan += 1
+        elif v < 0 or v >= n_class:
+            bad += 1
+        elif v != np.floor(v):
+            frac += 1
+    if nan:
+        return CHECK_NAN
+    if bad:
+        return CHECK_RANGE
+    return CHECK_NOT_INTEGER if frac else CHECK_OK
+
+
+@kernel
+def check_weights(values):
+    """0 if every weight is finite and >= 0."""
+    nan = 0
+    bad = 0
+    for i in prange(values.shape[0]):
+        v = values[i]
+        if v != v:
+            nan += 1
+        elif v < 0.0 or v == np.inf:
+            bad += 1
+    return CHECK_NAN if nan else (CHECK_RANGE if bad else CHECK_OK)

@@ -1,0 +1,215 @@
+"""The extension point: a loss defined outside gbloss, in this file, works everywhere once
+registered; and an edited loss module never loads stale machine code from Numba's cache."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy import special
+
+import gbloss
+from gbloss.losses import BINARY, MULTICLASS, MULTILABEL, Loss, register, scalar
+from gbloss.losses.primitives import HESS_FLOOR, HESS_PSD
+
+REPO = Path(gbloss.__file__).resolve().parent.parent
+
+
+@scalar
+def _scaled_sigmoid_element(y, z, k, theta, mode):
+    """``scale * (y softplus(-z) + (1 - y) softplus(z))``: cross-entropy times a constant."""
+    scale, = theta
+    p = 1.0 / (1.0 + np.exp(-z)) if z >= 0 else np.exp(z) / (1.0 + np.exp(z))
+    q = 1.0 / (1.0 + np.exp(z)) if z < 0 else np.exp(-z) / (1.0 + np.exp(-z))
+    loss = scale * (y * np.logaddexp(0.0, -z) + (1.0 - y) * np.logaddexp(0.0, z))
+    hess = scale * p * q
+    floor = HESS_FLOOR * scale if mode == HESS_PSD else 0.0
+    return loss, scale * ((1.0 - y) * p - y * q), hess + floor
+
+
+@scalar
+def _no_shift(k, c, theta):
+    return 0.0
+
+
+@scalar
+def _scaled_softmax_core(t, c, theta, mode):
+    scale, = theta
+    p = 1.0 / (1.0 + np.exp(-t)) if t >= 0 else np.exp(t) / (1.0 + np.exp(t))
+    q = 1.0 - p if t < 0 else np.exp(-t) / (1.0 + np.exp(-t))
+    return scale * np.logaddexp(0.0, -t), -scale * q, scale * p * q, \
+        HESS_FLOOR * scale if mode == HESS_PSD else 0.0
+
+
+class ScaledLogisticLoss(Loss):
+    """A toy loss: cross-entropy times ``scale`` (proper: its link is calibrated)."""
+
+    tasks = (BINARY, MULTICLASS, MULTILABEL)
+    parameters = ("scale",)
+    scalars = {"sigmoid_element": _scaled_sigmoid_element, "softmax_shift": _no_shift,
+               "softmax_core": _scaled_softmax_core}
+    key = "scaled"
+    description = "scaled cross-entropy"
+    grid = {"scale": (0.5, 2.0)}
+    fixed = {"scale": 1.0}
+
+    def __init__(self, scale=1.0, *, hessian="psd"):
+        super().__init__(hessian=hessian)
+        self.scale = gbloss.losses._base.check_real("scale", scale, low=0.0, low_open=True)
+
+    def kernel_params(self, task, n_out):
+        return (self.scale,)
+
+    def is_proper(self, task):
+        return True
+
+
+register(ScaledLogisticLoss)
+
+
+@pytest.fixture
+def data(rng):
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] + rng.normal(scale=0.5, size=300) > 0.8).astype(float)
+    return X, y
+
+
+def test_toy_loss_is_scaled_cross_entropy(rng):
+    ce, toy = gbloss.CrossEntropyLoss(hessian="exact"), ScaledLogisticLoss(2.5, hessian="exact")
+    for y, raw, task in ((rng.integers(0, 2, 50).astype(float), rng.normal(0, 5, 50), None),
+                         (rng.integers(0, 3, 50).astype(float), rng.normal(0, 5, (50, 3)),
+                          MULTICLASS),
+                         (rng.integers(0, 2, (50, 3)).astype(float), rng.normal(0, 5, (50, 3)),
+                          MULTILABEL)):
+        for got, want in zip(toy.gradient_hessian(y, raw), ce.gradient_hessian(y, raw),
+                             strict=True):
+            assert_allclose(got, 2.5 * want, rtol=1e-12, atol=1e-300)
+        assert_allclose(toy.loss(y, raw), 2.5 * ce.loss(y, raw), rtol=1e-12)
+        start = toy.init_score(y, n_classes=3 if task == MULTICLASS else None)
+        assert_allclose(start, ce.init_score(y, n_classes=3 if task == MULTICLASS else None),
+                        rtol=1e-9, atol=1e-9)
+        assert_allclose(toy.predict_proba(raw, task), ce.predict_proba(raw, task), rtol=1e-15)
+
+
+def test_registered_toy_loss_round_trips_and_is_found_by_key():
+    loss = ScaledLogisticLoss(3.0)
+    assert gbloss.loss_from_dict(loss.to_dict()) == loss
+    assert gbloss.losses.by_key("scaled") is ScaledLogisticLoss
+    assert ScaledLogisticLoss.compare_grid(BINARY) == {"scale": (0.5, 2.0)}
+    assert loss.engine_defaults("xgboost") == {}
+
+
+def test_registering_an_incomplete_loss_is_refused():
+    class NoScalars(Loss):
+        tasks = (BINARY,)
+
+    with pytest.raises(ValueError, match="scalars lacks"):
+        register(NoScalars)
+    with pytest.raises(TypeError, match="Loss subclass"):
+        register(object)
+
+
+def test_toy_loss_trains_with_xgboost(data):
+    xgb = pytest.importorskip("xgboost")
+    import gbloss.xgboost as gbx
+
+    X, y = data
+    dtrain = xgb.DMatrix(X, label=y)
+    toy = gbx.train({"max_depth": 2, "nthread": 1}, dtrain, 5, loss=ScaledLogisticLoss(1.0))
+    ce = gbx.train({"max_depth": 2, "nthread": 1}, dtrain, 5, loss=gbloss.CrossEntropyLoss())
+    assert_allclose(gbx.predict_raw(toy, dtrain), gbx.predict_raw(ce, dtrain), rtol=1e-6)
+    loaded = xgb.Booster(model_file=None)
+    loaded.load_model(bytearray(toy.save_raw("ubj")))
+    proba = gbx.predict_proba(loaded, dtrain)
+    assert_allclose(proba, special.expit(gbx.predict_raw(toy, dtrain).astype(float)), rtol=1e-12)
+
+
+def test_toy_loss_trains_with_lightgbm(data):
+    lgb = pytest.importorskip("lightgbm")
+    import gbloss.lightgbm as gbl
+
+    X, y = data
+    params = {"num_leaves": 4, "verbosity": -1, "num_threads": 1}
+    toy = gbl.train(params, lgb.Dataset(X, label=y), 5, loss=ScaledLogisticLoss(1.0))
+    ce = gbl.train(params, lgb.Dataset(X, label=y), 5, loss=gbloss.CrossEntropyLoss())
+    assert_allclose(gbl.predict_raw(toy, X), gbl.predict_raw(ce, X), rtol=1e-9)
+
+
+def test_toy_loss_in_the_estimators(data):
+    pytest.importorskip("xgboost")
+    from sklearn.model_selection import GridSearchCV
+
+    from gbloss.sklearn import GBLossXGBClassifier
+
+    X, y = data
+    clf = GBLossXGBClassifier(ScaledLogisticLoss(2.0), n_estimators=5, max_depth=2, n_jobs=1)
+    proba = clf.fit(X, y).predict_proba(X)
+    assert proba.shape == (300, 2) and np.allclose(proba.sum(axis=1), 1.0)
+    search = GridSearchCV(clf, {"loss__scale": [0.5, 2.0]}, cv=2).fit(X, y)
+    assert search.best_params_["loss__scale"] in (0.5, 2.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Numba's cache and edited loss modules
+
+_TOY_MODULE = '''
+import numpy as np
+from gbloss.losses import BINARY, Loss, register, scalar
+
+SCALE = @SCALE@
+
+@scalar
+def element(y, z, k, theta, mode):
+    p = 1.0 / (1.0 + np.exp(-z))
+    return SCALE * np.logaddexp(0.0, -z if y > 0.5 else z), SCALE * (p - y), SCALE * p * (1 - p)
+
+@register
+class EditedLoss(Loss):
+    tasks = (BINARY,)
+    scalars = {"sigmoid_element": element}
+'''
+
+_PROBE = """
+import json
+import numpy as np
+import edited
+from gbloss.losses import _loops
+grad, _ = edited.EditedLoss().gradient_hessian(np.array([0.0, 1.0]), np.array([0.5, -1.0]))
+stats = _loops.loops_for(edited.EditedLoss.scalars).sigmoid_gradient_hessian.serial.stats
+print(json.dumps({"grad": grad.tolist(), "hits": sum(stats.cache_hits.values()),
+                  "misses": sum(stats.cache_misses.values())}))
+"""
+
+
+def _probe(module_dir, cache):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache),
+           "PYTHONPATH": os.pathsep.join([str(module_dir), str(REPO)])}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(_PROBE)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_edited_loss_module_is_not_served_stale_machine_code(tmp_path):
+    """The loop lives in gbloss/losses/_loops.py, whose time stamp Numba's cache checks; an
+    edit of the loss module (same size, so no stamp of any file changes either way) must still
+    compile anew, and an unchanged module must load from the cache."""
+    module = tmp_path / "edited.py"
+    cache = tmp_path / "cache"
+    module.write_text(_TOY_MODULE.replace("@SCALE@", "1.0"))
+    first = _probe(tmp_path, cache)
+    assert first["misses"] == 1 and first["hits"] == 0
+    again = _probe(tmp_path, cache)
+    assert again["hits"] == 1 and again["misses"] == 0  # instantiated loops reuse the cache
+    assert again["grad"] == first["grad"]
+    stat = module.stat()
+    module.write_text(_TOY_MODULE.replace("@SCALE@", "3.0"))
+    os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # even with the old time stamp
+    edited = _probe(tmp_path, cache)
+    assert edited["misses"] == 1 and edited["hits"] == 0
+    assert_allclose(edited["grad"], 3.0 * np.array(first["grad"]), rtol=1e-15)
