@@ -87,8 +87,7 @@ from numba.core import event as numba_event
 from sklearn import metrics as skm
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
-from . import losses as _losses
-from .losses import BINARY, MULTICLASS, MULTILABEL, CrossEntropyLoss
+from .losses import BINARY, MULTICLASS, MULTILABEL, REGISTRY, CrossEntropyLoss, by_key
 
 __all__ = ["CompareError", "Dataset", "Result", "compare", "default_dataset", "default_losses",
            "import_losses", "load_csv", "main"]
@@ -337,32 +336,32 @@ def _is_builtin(cls):
 def default_losses(task):
     """Keys of gbloss's own registered losses that fit ``task``: cross-entropy first, then in
     registry order. Losses registered by users run when ``--losses`` names them."""
-    keys = [cls.key for cls in _losses.REGISTRY.values() if _is_builtin(cls) and task in cls.tasks]
+    keys = [cls.key for cls in REGISTRY.values() if _is_builtin(cls) and task in cls.tasks]
     return sorted(keys, key=lambda key: key != _REFERENCE)
 
 
 def _known_keys(task=None):
-    return ",".join(cls.key for cls in _losses.REGISTRY.values()
+    return ",".join(cls.key for cls in REGISTRY.values()
                     if task is None or task in cls.tasks)
 
 
 def _parse_losses(text, task):
     """The loss classes of the table, {key: class}, from ``--losses`` (None: the defaults)."""
     if text is None:
-        return {key: _losses.by_key(key) for key in default_losses(task)}
+        return {key: by_key(key) for key in default_losses(task)}
     names = [s.strip() for s in text.split(",") if s.strip()]
     if not names:
         raise CompareError("--losses is empty; choose from " + _known_keys())
     if len(set(names)) != len(names):
         raise CompareError("a loss is listed twice in --losses")
-    known = {cls.key for cls in _losses.REGISTRY.values()}
+    known = {cls.key for cls in REGISTRY.values()}
     classes = {}
     for name in names:
         if name not in known:
             raise CompareError(f"unknown loss {name!r} in --losses; choose from "
                                f"{_known_keys()} (a loss of your own: register it with "
                                "gbloss.losses.register and load its module with --import)")
-        cls = classes[name] = _losses.by_key(name)
+        cls = classes[name] = by_key(name)
         if task not in cls.tasks:
             raise CompareError(f"loss {name!r} ({cls.__name__}) does not fit a {task} target "
                                f"(it supports {', '.join(cls.tasks)}); for this target "
@@ -496,7 +495,7 @@ def _engine_defaults(backend, task, specs):
 
     Every row gets them, whatever ``--losses`` holds, so that rows of different runs compare.
     """
-    losses = [cls(**cls.compare_fixed(task)) for cls in _losses.REGISTRY.values()
+    losses = [cls(**cls.compare_fixed(task)) for cls in REGISTRY.values()
               if _is_builtin(cls) and task in cls.tasks]
     losses += [spec.make(params) for spec in specs for params in spec.candidates]
     merged, asked_by, notes = {}, {}, []
@@ -1127,7 +1126,7 @@ def _param(text):
 
 
 def _builtin_classes():
-    return [_losses.by_key(key) for key in
+    return [by_key(key) for key in
             dict.fromkeys(k for task in (BINARY, MULTICLASS, MULTILABEL)
                           for k in default_losses(task))]
 

@@ -29,62 +29,6 @@ HEADERS = ["loss", "parameters", "PR-AUC", "ROC-AUC", "bal. acc.", "F1", "log-lo
 NUMBER = re.compile(r"(\d+\.\d+) ± (\d+\.\d+)")
 
 
-@pytest.fixture(autouse=True)
-def loss_registry(monkeypatch):
-    """Temporary, until main has gbloss/losses/: protocol v1's registry on the old module."""
-    import gbloss.losses as L
-
-    if hasattr(L, "by_key"):
-        return
-    from gbloss import sklearn as gbs
-
-    def focal_grid(task):
-        return {"gamma": (1.0, 2.0), "alpha": (None,) if task == "multiclass" else (None, 0.25)}
-
-    rows = {  # class: key, description, grid(task), --no-grid values, selection metric
-        L.CrossEntropyLoss: ("ce", "cross-entropy", lambda task: {}, {}, None),
-        L.FocalLoss: ("focal", "focal loss", focal_grid, {"gamma": 2.0, "alpha": None},
-                      "pr_auc"),
-        L.AsymmetricLoss: ("asl", "asymmetric loss (ASL)",
-                           lambda task: {"gamma_neg": (2.0, 4.0), "clip": (0.0, 0.05)},
-                           {"gamma_neg": 4.0, "clip": 0.05}, "pr_auc"),
-        L.LogitAdjustedLoss: ("la", "logit-adjusted cross-entropy",
-                              lambda task: {"tau": (0.5, 1.0, 2.0)}, {"tau": 1.0},
-                              "balanced_accuracy"),
-    }
-    for cls, (key, description, grid, fixed, select) in rows.items():
-        monkeypatch.setattr(cls, "key", key, raising=False)
-        monkeypatch.setattr(cls, "description", description, raising=False)
-        monkeypatch.setattr(cls, "compare_grid", classmethod(lambda c, task, g=grid: g(task)),
-                            raising=False)
-        monkeypatch.setattr(cls, "compare_fixed",
-                            classmethod(lambda c, task, f=fixed: dict(f)), raising=False)
-        monkeypatch.setattr(cls, "compare_select", select, raising=False)
-
-    def engine_defaults(self, engine):
-        if not gbs._is_focal_type(self):
-            return {}
-        return dict(gbs._FOCAL_DEFAULTS if engine == "xgboost" else gbs._LGBM_FOCAL_DEFAULTS)
-
-    registry = {cls.__name__: cls for cls in (L.FocalLoss, L.CrossEntropyLoss, L.AsymmetricLoss,
-                                              L.LogitAdjustedLoss)}
-
-    def register(cls):
-        L.REGISTRY[cls.__name__] = cls
-        return cls
-
-    def by_key(key):
-        for cls in L.REGISTRY.values():
-            if cls.key == key:
-                return cls
-        raise ValueError(f"unknown loss key {key!r}")
-
-    monkeypatch.setattr(L.Loss, "engine_defaults", engine_defaults, raising=False)
-    monkeypatch.setattr(L, "REGISTRY", registry, raising=False)
-    monkeypatch.setattr(L, "register", register, raising=False)
-    monkeypatch.setattr(L, "by_key", by_key, raising=False)
-
-
 def run_cli(capsys, *args):
     code = gbloss_main(["compare", *args])
     out, err = capsys.readouterr()
@@ -327,8 +271,16 @@ class SharpFocal(gbloss.FocalLoss):
 
 
 @pytest.fixture
-def user_loss(monkeypatch):
-    monkeypatch.setattr(gbloss.losses, "REGISTRY", dict(gbloss.losses.REGISTRY))
+def clean_registry():
+    """Unregister the losses that a test registers."""
+    before = set(gbloss.losses.REGISTRY)
+    yield gbloss.losses.REGISTRY
+    for name in set(gbloss.losses.REGISTRY) - before:
+        del gbloss.losses.REGISTRY[name]
+
+
+@pytest.fixture
+def user_loss(clean_registry):
     return gbloss.losses.register(SharpFocal)
 
 
@@ -347,8 +299,7 @@ def test_user_loss_in_the_table(capsys, user_loss):
     assert re.search(r"^sharp +gamma=1 ", out, re.MULTILINE)
 
 
-def test_import_registers_losses_from_a_file(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(gbloss.losses, "REGISTRY", dict(gbloss.losses.REGISTRY))
+def test_import_registers_losses_from_a_file(capsys, tmp_path, monkeypatch, clean_registry):
     module = tmp_path / "my_losses.py"
     module.write_text(
         "import gbloss\nfrom gbloss.losses import register\n\n\n"
@@ -360,7 +311,7 @@ def test_import_registers_losses_from_a_file(capsys, tmp_path, monkeypatch):
     code, out, err = run_cli(capsys, *FAST, "--import", str(module), "--losses", "mild")
     assert code == 0, err
     assert re.search(r"^mild +gamma=0.5 ", out, re.MULTILINE)
-    assert "MildFocal" in gbloss.losses.REGISTRY
+    assert clean_registry["MildFocal"].__module__ == "my_losses"
 
 
 # -- CSV inputs ----------------------------------------------------------------------------------
