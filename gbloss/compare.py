@@ -1295,12 +1295,16 @@ def _fixed_values(args):
 
 
 def import_losses(modules):
-    """Import each module name or ``.py`` path (where user losses are registered)."""
+    """Import each module name or ``.py`` path (where user losses are registered), once."""
     for module in modules or ():
         if module.endswith(".py"):
             if not os.path.isfile(module):
                 raise CompareError(f"--import {module}: no such file")
             name = os.path.splitext(os.path.basename(module))[0]
+            loaded = sys.modules.get(name)
+            if loaded is not None and os.path.samefile(getattr(loaded, "__file__", None) or
+                                                       os.devnull, module):
+                continue
             spec = importlib.util.spec_from_file_location(name, module)
             loaded = importlib.util.module_from_spec(spec)
             sys.modules[name] = loaded

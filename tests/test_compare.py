@@ -299,19 +299,60 @@ def test_user_loss_in_the_table(capsys, user_loss):
     assert re.search(r"^sharp +gamma=1 ", out, re.MULTILINE)
 
 
-def test_import_registers_losses_from_a_file(capsys, tmp_path, monkeypatch, clean_registry):
+USER_LOSS_MODULE = """
+import numpy as np
+from gbloss.losses import BINARY, Loss, register, scalar
+from gbloss.losses.primitives import HESS_FLOOR, HESS_PSD
+
+
+@scalar
+def scaled_element(y, z, k, theta, mode):
+    scale, = theta
+    p = 1.0 / (1.0 + np.exp(-z)) if z >= 0 else np.exp(z) / (1.0 + np.exp(z))
+    q = 1.0 - p if z < 0 else np.exp(-z) / (1.0 + np.exp(-z))
+    loss = scale * (y * np.logaddexp(0.0, -z) + (1.0 - y) * np.logaddexp(0.0, z))
+    floor = HESS_FLOOR * scale if mode == HESS_PSD else 0.0
+    return loss, scale * ((1.0 - y) * p - y * q), scale * p * q + floor
+
+
+@register
+class ScaledCrossEntropy(Loss):
+    tasks = (BINARY,)
+    parameters = ("scale",)
+    scalars = {"sigmoid_element": scaled_element}
+    key = "scaled"
+    description = "cross-entropy times a constant"
+    grid = {"scale": (0.5, 2.0)}
+    fixed = {"scale": 1.0}
+    compare_select = "log_loss"
+
+    def __init__(self, scale=1.0, *, hessian="psd"):
+        super().__init__(hessian=hessian)
+        self.scale = float(scale)
+
+    def kernel_params(self, task, n_out):
+        return (self.scale,)
+
+    def is_proper(self, task):
+        return True
+"""
+
+
+def test_import_registers_a_loss_written_from_scratch(capsys, tmp_path, monkeypatch,
+                                                      clean_registry):
     module = tmp_path / "my_losses.py"
-    module.write_text(
-        "import gbloss\nfrom gbloss.losses import register\n\n\n"
-        "@register\nclass MildFocal(gbloss.FocalLoss):\n"
-        "    key = 'mild'\n    description = 'focal loss, mild'\n    compare_select = None\n\n"
-        "    @classmethod\n    def compare_grid(cls, task):\n        return {}\n\n"
-        "    @classmethod\n    def compare_fixed(cls, task):\n        return {'gamma': 0.5}\n")
+    module.write_text(USER_LOSS_MODULE)
     monkeypatch.delitem(sys.modules, "my_losses", raising=False)
-    code, out, err = run_cli(capsys, *FAST, "--import", str(module), "--losses", "mild")
+    code, out, err = run_cli(capsys, *FAST, "--import", str(module), "--losses", "ce,scaled")
     assert code == 0, err
-    assert re.search(r"^mild +gamma=0.5 ", out, re.MULTILINE)
-    assert clean_registry["MildFocal"].__module__ == "my_losses"
+    assert list(table_rows(out)) == ["ce", "scaled", "ce+spw"]
+    assert re.search(r"^scaled +scale=(0.5|2)( \(1/2\))? ", out, re.MULTILINE), out
+    assert "scaled by log-loss" in flat(out)
+    assert clean_registry["ScaledCrossEntropy"].__module__ == "my_losses"
+    code, out, err = run_cli(capsys, *FAST, "--import", str(module), "--losses", "scaled",
+                             "--param", "scale=3", "--no-grid")
+    assert code == 0, err
+    assert re.search(r"^scaled +scale=3 ", out, re.MULTILINE)
 
 
 # -- CSV inputs ----------------------------------------------------------------------------------
