@@ -76,7 +76,6 @@ import numbers
 import os
 import re
 import sys
-import tempfile
 import textwrap
 import time
 import warnings
@@ -87,6 +86,7 @@ from numba.core import event as numba_event
 from sklearn import metrics as skm
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
+from .__main__ import check_out
 from .losses import BINARY, MULTICLASS, MULTILABEL, REGISTRY, CrossEntropyLoss, by_key
 
 __all__ = ["CompareError", "Dataset", "Result", "compare", "default_dataset", "default_losses",
@@ -1317,29 +1317,10 @@ def import_losses(modules):
                                    "or a path ending in .py)") from exc
 
 
-def check_out(out):
-    """Fail now, in one line, if ``out`` cannot become a directory of results: an existing
-    file, a path under a file, no permission, a read-only file system. Creates nothing."""
-    existing = os.path.abspath(out)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        where = "" if existing == os.path.abspath(out) else f" ({existing} is one)"
-        raise CompareError(f"--out {out}: a file is in the way{where}; give a directory")
-    try:  # what writing the results needs: a file in it, or a directory created in the parent
-        if existing == os.path.abspath(out):
-            tempfile.TemporaryFile(dir=existing).close()
-        else:
-            tempfile.TemporaryDirectory(dir=existing).cleanup()
-    except OSError as exc:
-        raise CompareError(f"--out {out}: cannot write in {existing} "
-                           f"({exc.strerror or exc})") from exc
-
-
 def run(args):
     """Run ``gbloss compare`` for parsed arguments; prints the table to stdout."""
     if args.out:
-        check_out(args.out)
+        check_out(args.out)  # again: gbloss.compare.main and abbreviated options
     import_losses(args.imports)
     if args.csv is None:
         if args.target or args.features or args.pos_label is not None or args.sep:

@@ -16,6 +16,7 @@ import pytest
 from sklearn import metrics as skm
 
 import gbloss
+import gbloss.__main__
 from gbloss import compare as C
 from gbloss.__main__ import main as gbloss_main
 
@@ -454,14 +455,24 @@ def test_unwritable_out_fails_before_the_work(capsys, tmp_path, monkeypatch, no_
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(C.tempfile, "TemporaryFile", read_only)
-    monkeypatch.setattr(C.tempfile, "TemporaryDirectory", read_only)
+    monkeypatch.setattr(gbloss.__main__.tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(gbloss.__main__.tempfile, "TemporaryDirectory", read_only)
     for out in (tmp_path, tmp_path / "new" / "dir"):
-        code, _, err = run_cli(capsys, *FAST, "--out", str(out))
-        assert code == 2
-        assert err == (f"gbloss compare: error: --out {out}: cannot write in {tmp_path} "
-                       f"({os.strerror(errno.EROFS)})\n")
+        for args in (["--out", str(out)], [f"--out={out}"], ["--ou", str(out)]):
+            code, _, err = run_cli(capsys, *FAST, *args)
+            assert code == 2
+            assert err == (f"gbloss compare: error: --out {out}: cannot write in {tmp_path} "
+                           f"({os.strerror(errno.EROFS)})\n")
     assert not (tmp_path / "new").exists()  # nothing created
+
+
+def test_out_is_checked_before_the_parser_loads_the_losses(capsys, tmp_path, monkeypatch):
+    a_file = tmp_path / "results"
+    a_file.touch()
+    monkeypatch.setattr(gbloss.__main__, "build_parser", lambda: pytest.fail("parser built"))
+    assert gbloss_main(["compare", "--losses", "ce", "--out", str(a_file)]) == 2
+    assert capsys.readouterr().err == (f"gbloss compare: error: --out {a_file}: a file is in "
+                                       "the way; give a directory\n")
 
 
 def test_write_errors_are_one_line(tmp_path):
