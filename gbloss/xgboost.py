@@ -336,15 +336,15 @@ class Metric(EngineMetric):
     scikit-learn (see :mod:`gbloss._metrics`), with the DMatrix weights. Names as XGBoost shows
     them (:data:`METRIC_NAMES`):
 
-    ======================  ================  ==================================  ==========
-    ``names`` entry         shown as          value                               stopping
-    ======================  ================  ==================================  ==========
-    ``loss``                ``loss``          weighted mean loss                  minimise
-    ``average_precision``   ``auc_pr``        average precision (PR-AUC)          maximise
-    ``roc_auc``             ``auc_roc``       ROC-AUC                             maximise
-    ``log_loss``            ``log_loss``      log-loss of the probabilities       minimise
-    ``balanced_accuracy``   ``balanced_error`` 1 - balanced accuracy              minimise
-    ======================  ================  ==================================  ==========
+    ======================  ==================  ==================================  ==========
+    ``names`` entry         shown as            value                               stopping
+    ======================  ==================  ==================================  ==========
+    ``loss``                ``loss``            weighted mean loss                  minimise
+    ``average_precision``   ``auc_pr``          average precision (PR-AUC)          maximise
+    ``roc_auc``             ``auc_roc``         ROC-AUC                             maximise
+    ``log_loss``            ``log_loss``        log-loss of the probabilities       minimise
+    ``balanced_accuracy``   ``balanced_error``  1 - balanced accuracy               minimise
+    ======================  ==================  ==================================  ==========
 
     Early stopping follows the *last* name. XGBoost guesses maximisation from a name's prefix
     (``auc...``), so the shown names stop in the right direction even with ``maximize``
