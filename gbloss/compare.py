@@ -528,7 +528,7 @@ class _Engine:
         self.cls = cls
         names = set(cls().get_params()) - {"loss", "calibrate", "class_weight", "engine_params",
                                            "beta", "eval_metric", "early_stopping_rounds"}
-        reserved = gbs._XGB_RESERVED if backend == "xgboost" else gbs._LGBM_RESERVED
+        reserved = cls._RESERVED
         self.settings = dict(settings)
         extra = {}
         for key, value in (engine_params or {}).items():
