@@ -60,7 +60,8 @@ def decision_regions(panels, X_test, y_test, X_train=None, *, class_names=None,
     lo, hi = np.nanmin(pts, axis=0), np.nanmax(pts, axis=0)
     pad = 0.05 * (hi - lo + 1e-12)
     extent = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
-    g0, g1 = np.meshgrid(np.linspace(*extent[:2], resolution), np.linspace(*extent[2:], resolution))
+    g0, g1 = np.meshgrid(np.linspace(*extent[:2], resolution),
+                         np.linspace(*extent[2:], resolution))
     grid = np.column_stack([g0.ravel(), g1.ravel()])
     n_class = int(max(y_test.max(), 1)) + 1
     if class_names is None:
@@ -88,11 +89,12 @@ def decision_regions(panels, X_test, y_test, X_train=None, *, class_names=None,
     for ax in axes[::ncols]:
         ax.set_ylabel(feature_names[1])
     counts = np.bincount(y_test.astype(np.intp), minlength=n_class)
-    handles = [Line2D([], [], marker="o", ls="", color=colours[k],
-                      label=f"class {class_names[k]!s} ({counts[k]} test points)")
-               for k in range(n_class)]
-    handles += [Patch(facecolor=_light(colours[k]), edgecolor="0.6", lw=0.5,
-                      label=f"predicted {class_names[k]!s}") for k in range(n_class)]
+    handles = []
+    for k in range(n_class):  # one legend column per class: its points over its region
+        handles += [Line2D([], [], marker="o", ls="", color=colours[k],
+                           label=f"class {class_names[k]!s} ({counts[k]} test points)"),
+                    Patch(facecolor=_light(colours[k]), edgecolor="0.6", lw=0.5,
+                          label=f"predicted {class_names[k]!s}")]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(n_class, 4),
                frameon=False)
     fig.suptitle(title)
