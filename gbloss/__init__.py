@@ -1,7 +1,7 @@
 """gbloss: class-imbalance losses (focal, asymmetric, logit-adjusted, class-balanced) as
 verified, Numba-compiled training objectives for XGBoost and LightGBM."""
 
-from . import calibration
+from . import calibration, decisions
 from .losses import (
     AsymmetricLoss,
     CrossEntropyLoss,
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsymmetricLoss",
     "calibration",
+    "decisions",
     "CrossEntropyLoss",
     "FocalLoss",
     "LogitAdjustedLoss",

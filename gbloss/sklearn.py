@@ -81,7 +81,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
-from . import _metrics
+from . import _metrics, decisions
 from .compat import validate_data
 from .losses import BINARY, MULTICLASS, MULTILABEL, CrossEntropyLoss, FocalLoss
 from .losses import Loss as _Loss
@@ -136,8 +136,9 @@ def _non_numeric_columns(X):
 
 #: Parameters every estimator has after its loss's: name -> default.
 _SHARED_PARAMS = {
-    "calibrate": True, "class_weight": None, "beta": 0.999, "eval_metric": "loss",
-    "early_stopping_rounds": None, "validation_fraction": 0.1, "n_estimators": 100,
+    "calibrate": True, "cost_matrix": None, "class_weight": None, "beta": 0.999,
+    "eval_metric": "loss", "early_stopping_rounds": None, "validation_fraction": 0.1,
+    "n_estimators": 100,
 }
 _KEYWORD = inspect.Parameter.KEYWORD_ONLY
 #: The loss parameters of the generic estimators and of the focal ones.
@@ -188,6 +189,12 @@ _SHARED_DOC = """\
     calibrate : bool, default True
         ``predict_proba`` returns calibrated P(y | x) (True) or the plain link (False); read at
         prediction time, so ``set_params(calibrate=False)`` needs no refit.
+    cost_matrix : None, array-like (K, K) or dict {{"fn": cost, "fp": cost}}, default None
+        ``C[true, predicted]`` (zero diagonal, costs >= 0, classes in the order of
+        ``classes_``); then :meth:`predict` is the Bayes decision
+        ``argmin_k sum_j P(j | x) C[j, k]`` from the calibrated probabilities
+        (:func:`gbloss.decisions.bayes_decision`). The dict is the binary shorthand, with the
+        positive class ``classes_[1]``. Binary and multiclass targets; read at prediction time.
     class_weight : None, "balanced", "effective_number" or dict {{label: weight}}
         Folded into the sample weights: ``"balanced"`` is ``n / (K n_c)``,
         ``"effective_number"`` the class-balanced weights of Cui et al. with ``beta``; a dict
@@ -347,6 +354,16 @@ class _GBLossClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"engine_params must be None or a dict of engine parameters, got "
                              f"{self.engine_params!r}")
         self._check_class_weight(task)
+        self._costs(task)
+
+    def _costs(self, task):
+        """The validated cost matrix, or None."""
+        if self.cost_matrix is None:
+            return None
+        if task == MULTILABEL:
+            raise ValueError("cost_matrix does not apply to multi-label targets (each label is "
+                             "its own decision); use it per label with OneVsRestClassifier")
+        return decisions.cost_matrix(self.cost_matrix, len(self.classes_))
 
     def _check_calibrate(self):
         if not isinstance(self.calibrate, bool | np.bool_):
@@ -595,8 +612,14 @@ class _GBLossClassifier(ClassifierMixin, BaseEstimator):
             return np.log(self.predict_proba(X))
 
     def predict(self, X):
-        """Labels from ``classes_`` by the loss's decision rule (see :meth:`decision_function`);
+        """Labels from ``classes_`` by the loss's decision rule (see :meth:`decision_function`),
+        or with ``cost_matrix`` the Bayes decision from the calibrated probabilities;
         multi-label: a 0/1 matrix (n, K) of the dtype of the training ``y``."""
+        costs = self._costs(self.task_) if hasattr(self, "task_") else None
+        if costs is not None:
+            raw = self._raw_scores(X)
+            proba = self.loss_.predict_proba(raw, task=self.task_)
+            return self.classes_[decisions.bayes_decision(proba, costs)]
         scores = self.decision_function(X)
         if self.task_ == MULTILABEL:
             return (scores > 0).astype(self._y_dtype)
