@@ -86,6 +86,7 @@ from numba.core import event as numba_event
 from sklearn import metrics as skm
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
+from . import decisions
 from .__main__ import check_out
 from .losses import BINARY, MULTICLASS, MULTILABEL, REGISTRY, CrossEntropyLoss, by_key
 
@@ -104,6 +105,7 @@ METRICS = {
     "balanced_accuracy": ("bal. acc.", True),
     "f1": ("F1", True),
     "log_loss": ("log-loss", False),
+    "cost": ("cost/row", False),
 }
 BACKENDS = ("xgboost", "lightgbm")
 #: The embedded default data set: the experiment behind gbloss.
@@ -591,9 +593,17 @@ def _probabilities(est, X, task):
 # -- metrics ----------------------------------------------------------------------------------
 
 
-def scores(task, y, proba, pred):
-    """The table's metrics for one fold (see the module docstring); proba (n, 2) binary."""
+def scores(task, y, proba, pred, costs=None):
+    """The table's metrics for one fold (see the module docstring); proba (n, 2) binary.
+    ``costs``: a cost matrix; then ``cost`` is the mean cost per row of the Bayes decisions
+    from ``proba`` (:mod:`gbloss.decisions`), else NaN."""
     y, pred = np.asarray(y), np.asarray(pred)
+    cost = math.nan if costs is None else \
+        decisions.expected_cost(y, decisions.bayes_decision(proba, costs), costs)
+    return {**_scores(task, y, proba, pred), "cost": cost}
+
+
+def _scores(task, y, proba, pred):
     if task == BINARY:
         p = proba[:, 1]
         both = np.unique(y).size == 2
@@ -738,7 +748,7 @@ def _holdout(task, y, seed):
                            ) from exc
 
 
-def _select(spec, engine, X, y, task, select, seed, progress):
+def _select(spec, engine, X, y, task, select, seed, progress, costs):
     """The candidate with the best ``select`` score on a held-out part of the training fold."""
     if len(spec.candidates) == 1:
         return spec.candidates[0], 0.0
@@ -749,7 +759,8 @@ def _select(spec, engine, X, y, task, select, seed, progress):
     best, best_score = spec.candidates[0], -math.inf
     for params in spec.candidates:
         est = engine.make(spec.make(params)).fit(X[fit], y[fit])
-        s = scores(task, y[val], _probabilities(est, X[val], task), est.predict(X[val]))[select]
+        s = scores(task, y[val], _probabilities(est, X[val], task), est.predict(X[val]),
+                   costs)[select]
         s = -math.inf if not np.isfinite(s) else (s if higher else -s)
         if s > best_score:
             best, best_score = params, s
@@ -759,11 +770,13 @@ def _select(spec, engine, X, y, task, select, seed, progress):
 
 def compare(data, *, losses=None, backend=None, folds=5, seed=0,
             n_estimators=100, learning_rate=0.1, n_jobs=1, engine_params=None, fixed=None,
-            grid=True, select=None, progress=False):
+            grid=True, select=None, progress=False, costs=None):
     """Cross-validate each loss (and the weighted cross-entropy baseline) on ``data``.
 
     ``losses``: comma-separated registry keys (None: :func:`default_losses`); ``fixed``:
-    {``NAME`` or ``LOSS.NAME``: value} (see ``--param``).
+    {``NAME`` or ``LOSS.NAME``: value} (see ``--param``); ``costs``: a cost matrix
+    ``C[true, predicted]`` or ``{"fn": .., "fp": ..}`` (binary), which adds the expected cost
+    per row of the Bayes decisions (see ``--costs``).
     Returns a :class:`Result`; the protocol is in the module docstring.
     """
     if not isinstance(folds, numbers.Integral) or folds < 2:
@@ -777,6 +790,15 @@ def compare(data, *, losses=None, backend=None, folds=5, seed=0,
     backend = backend or default_backend()
     _check_backend(backend)
     task = data.task
+    if costs is not None:
+        if task == MULTILABEL:
+            raise CompareError("--costs applies to binary and multiclass targets")
+        try:
+            costs = decisions.cost_matrix(costs, len(data.classes))
+        except ValueError as exc:
+            raise CompareError(f"--costs: {exc}") from None
+    if select == "cost" and costs is None:
+        raise CompareError("--select cost needs --costs")
     classes = _parse_losses(losses, task)
     given = _assign_fixed(dict(fixed or {}), classes, task)
     specs = [Spec(key, _candidates(cls, task, given[key], grid), cls)
@@ -800,7 +822,7 @@ def compare(data, *, losses=None, backend=None, folds=5, seed=0,
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 rows, oof, first = _cross_validate(data, splits, specs, engine, select, seed,
-                                                   bar)
+                                                   bar, costs)
         finally:
             bar.close()
     notes = list(data.notes) + setting_notes
@@ -811,11 +833,11 @@ def compare(data, *, losses=None, backend=None, folds=5, seed=0,
             seen.add(text)
             notes.append(text)
     summary = summarise(rows, [s.name for s in specs])
-    footer = _footer(data, task, folds, seed, backend, engine, specs, select, grid)
+    footer = _footer(data, task, folds, seed, backend, engine, specs, select, grid, costs)
     return Result(rows, summary, footer, data, oof, first, notes)
 
 
-def _cross_validate(data, splits, specs, engine, select, seed, bar):
+def _cross_validate(data, splits, specs, engine, select, seed, bar, costs):
     """Per-fold rows, out-of-fold probabilities per loss and the first fold's models (see
     :class:`Result`)."""
     X, y, task = data.X, data.y, data.task
@@ -827,7 +849,7 @@ def _cross_validate(data, splits, specs, engine, select, seed, bar):
                 est, shown = engine.baseline(y[tr])
             else:
                 params, select_s = _select(spec, engine, X[tr], y[tr], task, select,
-                                           seed + fold, bar)
+                                           seed + fold, bar, costs)
                 est, shown = engine.make(spec.make(params)), params
             t0 = time.perf_counter()
             est.fit(X[tr], y[tr])
@@ -837,7 +859,7 @@ def _cross_validate(data, splits, specs, engine, select, seed, bar):
             text = _format_params(shown)
             params_of[spec.name, text] = params
             rows.append({"fold": fold, "loss": spec.name, "params": text,
-                         **scores(task, y[te], proba, pred), "fit_s": fit_s,
+                         **scores(task, y[te], proba, pred, costs), "fit_s": fit_s,
                          "select_s": select_s})
             store = oof.setdefault(spec.name, np.full((len(y),) + proba.shape[1:], np.nan))
             store[te] = proba
@@ -900,7 +922,7 @@ def summarise(rows, names):
     return out
 
 
-def _footer(data, task, folds, seed, backend, engine, specs, select, grid):
+def _footer(data, task, folds, seed, backend, engine, specs, select, grid, costs):
     n, p = data.X.shape
     if task == BINARY:
         share = float(np.mean(data.y == 1))
@@ -947,6 +969,10 @@ def _footer(data, task, folds, seed, backend, engine, specs, select, grid):
     else:
         lines.append(f"{base}: cross-entropy with positive weight n_neg/n_pos of the training "
                      "fold (scale_pos_weight), uncorrected probabilities")
+    if costs is not None:
+        lines.append(f"cost/row: mean cost of the Bayes decisions argmin_k sum_j P(j|x) C[j, k] "
+                     f"from predict_proba (calibrated except the baseline), C[true, predicted] "
+                     f"= {costs.tolist()}")
     lines.append("fit s: the final fit of each fold, without the grid search")
     return lines
 
@@ -954,8 +980,12 @@ def _footer(data, task, folds, seed, backend, engine, specs, select, grid):
 # -- output ------------------------------------------------------------------------------------
 
 
-_COLUMNS = [("loss", "loss"), ("parameters", "parameters")] + \
-    [(k, h) for k, (h, _) in METRICS.items()] + [("fit_s", "fit s")]
+def _columns(summary):
+    """(key, header) of the table's columns; ``cost`` only when it was computed."""
+    shown = [k for k in METRICS
+             if k != "cost" or any(np.isfinite(e["cost_mean"]) for e in summary)]
+    return [("loss", "loss"), ("parameters", "parameters")] + \
+        [(k, METRICS[k][0]) for k in shown] + [("fit_s", "fit s")]
 
 
 def _cell(entry, key):
@@ -972,8 +1002,9 @@ def _cell(entry, key):
 
 def format_table(summary, footer=(), width=100):
     """Aligned plain-text table: one row per loss, then the footer lines."""
-    cells = [[h for _, h in _COLUMNS]] + [[_cell(e, k) for k, _ in _COLUMNS] for e in summary]
-    widths = [max(len(row[j]) for row in cells) for j in range(len(_COLUMNS))]
+    columns = _columns(summary)
+    cells = [[h for _, h in columns]] + [[_cell(e, k) for k, _ in columns] for e in summary]
+    widths = [max(len(row[j]) for row in cells) for j in range(len(columns))]
 
     def line(row):
         return "  ".join(c.ljust(w) if j < 2 else c.rjust(w)
@@ -987,9 +1018,10 @@ def format_table(summary, footer=(), width=100):
 
 
 def format_markdown(summary, footer=()):
-    head = "| " + " | ".join(h for _, h in _COLUMNS) + " |"
-    rule = "|" + "|".join("---" if j < 2 else "---:" for j in range(len(_COLUMNS))) + "|"
-    body = ["| " + " | ".join(_cell(e, k) for k, _ in _COLUMNS) + " |" for e in summary]
+    columns = _columns(summary)
+    head = "| " + " | ".join(h for _, h in columns) + " |"
+    rule = "|" + "|".join("---" if j < 2 else "---:" for j in range(len(columns))) + "|"
+    body = ["| " + " | ".join(_cell(e, k) for k, _ in columns) + " |" for e in summary]
     return "\n".join([head, rule, *body, "", *(f"- {line}" for line in footer)]) + "\n"
 
 
@@ -1006,7 +1038,7 @@ def _write_outputs(result, out, plots):
     os.makedirs(out, exist_ok=True)
     written = []
     path = os.path.join(out, "results.csv")
-    keys = ["loss", "parameters"] + [f"{k}_{s}" for k in list(METRICS) + ["fit_s"]
+    keys = ["loss", "parameters"] + [f"{k}_{s}" for k, _ in _columns(result.summary)[2:]
                                      for s in ("mean", "sd")] + ["n_folds"]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, keys)
@@ -1184,6 +1216,11 @@ def add_arguments(parser):
                      help="CV folds (default %(default)s)")
     run.add_argument("--seed", type=int, default=0, metavar="INT",
                      help="seed of folds and engine (default 0)")
+    run.add_argument("--costs", metavar="fn=C,fp=C|JSON",
+                     help="costs of wrong decisions, 'fn=10,fp=1' (binary: a missed positive, a "
+                          "false alarm) or a JSON matrix C[true][predicted]: adds the mean cost "
+                          "per row of the Bayes decisions from the calibrated probabilities "
+                          "(select it with --select cost)")
     run.add_argument("--select", choices=list(METRICS),
                      help="grid selection metric on the held-out part, for every loss "
                           "(default: each loss's own, " + ", ".join(
@@ -1346,7 +1383,8 @@ def run(args):
                      seed=args.seed, n_estimators=args.n_estimators,
                      learning_rate=args.learning_rate, n_jobs=args.n_jobs,
                      engine_params=engine_params, fixed=fixed, grid=not args.no_grid,
-                     select=args.select, progress=not args.no_progress)
+                     select=args.select, progress=not args.no_progress,
+                     costs=_costs(args.costs))
     print(result.table())
     written = write_outputs(result, args.out, plots=not args.no_plots) if args.out else []
     for note in result.notes:
@@ -1354,6 +1392,30 @@ def run(args):
     if written:
         print("wrote " + ", ".join(written), file=sys.stderr)
     return result
+
+
+def _costs(text):
+    """``--costs``: ``fn=10,fp=1`` (binary) or a JSON matrix ``[[0, 1], [10, 0]]``."""
+    if text is None:
+        return None
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CompareError(f"--costs is not a valid JSON matrix: {exc}") from None
+    costs = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in ("fn", "fp") or key in costs:
+            raise CompareError(f"--costs must be 'fn=COST,fp=COST' or a JSON matrix "
+                               f"C[true][predicted], got {text!r}")
+        try:
+            costs[key] = float(value)
+        except ValueError:
+            raise CompareError(f"--costs: {key} must be a number, got {value!r}") from None
+    return costs
 
 
 def main(argv=None, prog="gbloss compare"):
