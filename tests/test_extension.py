@@ -57,6 +57,7 @@ class ScaledLogisticLoss(Loss):
     description = "scaled cross-entropy"
     grid = {"scale": (0.5, 2.0)}
     fixed = {"scale": 1.0}
+    compare_select = "log_loss"
 
     def __init__(self, scale=1.0, *, hessian="psd"):
         super().__init__(hessian=hessian)
@@ -152,6 +153,27 @@ def test_toy_loss_in_the_estimators(data):
     assert proba.shape == (300, 2) and np.allclose(proba.sum(axis=1), 1.0)
     search = GridSearchCV(clf, {"loss__scale": [0.5, 2.0]}, cv=2).fit(X, y)
     assert search.best_params_["loss__scale"] in (0.5, 2.0)
+
+
+def test_toy_loss_in_gbloss_compare(capsys):
+    from gbloss.compare import main
+
+    code = main(["--losses", "ce,scaled", "--folds", "2", "--n-estimators", "3", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert any(line.startswith("scaled ") for line in out.splitlines())
+
+
+def test_example_loss_module_reaches_the_command_line(capsys):
+    """examples/custom_loss.py registers its loss on import; ``--import`` loads it."""
+    from gbloss.compare import main
+
+    example = REPO / "examples" / "custom_loss.py"
+    code = main(["--import", str(example), "--losses", "ce,posweight", "--folds", "2",
+                 "--n-estimators", "3", "--no-grid", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert any(line.startswith("posweight  pos_weight=5") for line in out.splitlines()), out
 
 
 # ------------------------------------------------------------------------------------------------
