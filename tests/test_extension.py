@@ -53,7 +53,7 @@ class ScaledLogisticLoss(Loss):
     parameters = ("scale",)
     scalars = {"sigmoid_element": _scaled_sigmoid_element, "softmax_shift": _no_shift,
                "softmax_core": _scaled_softmax_core}
-    key = "scaled"
+    key = "scaledce"
     description = "scaled cross-entropy"
     grid = {"scale": (0.5, 2.0)}
     fixed = {"scale": 1.0}
@@ -100,7 +100,7 @@ def test_toy_loss_is_scaled_cross_entropy(rng):
 def test_registered_toy_loss_round_trips_and_is_found_by_key():
     loss = ScaledLogisticLoss(3.0)
     assert gbloss.loss_from_dict(loss.to_dict()) == loss
-    assert gbloss.losses.by_key("scaled") is ScaledLogisticLoss
+    assert gbloss.losses.by_key("scaledce") is ScaledLogisticLoss
     assert ScaledLogisticLoss.compare_grid(BINARY) == {"scale": (0.5, 2.0)}
     assert loss.engine_defaults("xgboost") == {}
 
@@ -158,10 +158,10 @@ def test_toy_loss_in_the_estimators(data):
 def test_toy_loss_in_gbloss_compare(capsys):
     from gbloss.compare import main
 
-    code = main(["--losses", "ce,scaled", "--folds", "2", "--n-estimators", "3", "--no-progress"])
+    code = main(["--losses", "ce,scaledce", "--folds", "2", "--n-estimators", "3", "--no-progress"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert any(line.startswith("scaled ") for line in out.splitlines())
+    assert any(line.startswith("scaledce ") for line in out.splitlines())
 
 
 def test_example_loss_module_reaches_the_command_line(capsys):

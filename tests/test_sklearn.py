@@ -138,8 +138,9 @@ def test_loss_parameters_are_nested_and_settable(engine):
 
 
 #: The constructor parameters of each engine's estimators besides the loss's.
-SHARED = {"calibrate", "class_weight", "beta", "eval_metric", "early_stopping_rounds",
-          "validation_fraction", "n_estimators", "learning_rate", "max_depth", "min_child_weight",
+SHARED = {"calibrate", "cost_matrix", "class_weight", "beta", "eval_metric",
+          "early_stopping_rounds", "validation_fraction", "n_estimators", "learning_rate",
+          "max_depth", "min_child_weight",
           "max_delta_step", "subsample", "colsample_bytree", "reg_alpha", "reg_lambda",
           "max_bin", "n_jobs", "random_state", "device", "engine_params"}
 ENGINE_PARAMETERS = {
