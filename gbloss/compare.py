@@ -1041,7 +1041,7 @@ def _write_outputs(result, out, plots):
     keys = ["loss", "parameters"] + [f"{k}_{s}" for k, _ in _columns(result.summary)[2:]
                                      for s in ("mean", "sd")] + ["n_folds"]
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, keys)
+        writer = csv.DictWriter(f, keys, extrasaction="ignore")  # cost: only when computed
         writer.writeheader()
         writer.writerows(result.summary)
     written.append(path)

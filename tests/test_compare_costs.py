@@ -60,3 +60,12 @@ def test_cost_errors_are_one_line(capsys, args, message):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+
+
+def test_written_results_carry_the_cost_column_only_when_computed(capsys, tmp_path):
+    for extra, expected in (((), False), (("--costs", "fn=10,fp=1"), True)):
+        out_dir = tmp_path / str(expected)
+        code, out, err = run_cli(capsys, *FAST, *extra, "--no-plots", "--out", str(out_dir))
+        assert code == 0, err
+        header = (out_dir / "results.csv").read_text().splitlines()[0].split(",")
+        assert ("cost_mean" in header) is expected
