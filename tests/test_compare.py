@@ -185,9 +185,9 @@ def test_grid_selects_inside_the_training_fold(monkeypatch):
     seen = []
     real = C.scores
 
-    def spy(task, y, proba, pred):
+    def spy(task, y, proba, pred, costs=None):
         seen.append(len(y))
-        return real(task, y, proba, pred)
+        return real(task, y, proba, pred, costs)
 
     monkeypatch.setattr(C, "scores", spy)
     result = C.compare(data, losses="focal", folds=2, n_estimators=3)
@@ -780,7 +780,7 @@ def _rendered(fig):
 def test_decision_regions_show_the_table_parameters(monkeypatch, tmp_path):
     from gbloss import plots
 
-    def select(spec, engine, X, y, task, metric, seed, progress):  # fold 0 alone picks gamma=1
+    def select(spec, engine, X, y, task, metric, seed, progress, costs):  # fold 0: gamma=1
         return {"gamma": 1.0 if seed == 0 else 3.0, "alpha": None}, 0.0
 
     monkeypatch.setattr(C, "_select", select)
