@@ -23,7 +23,7 @@ import gbloss
 
 
 def numpy_focal_softmax(y, z, gamma):
-    """loss-math.md 3.1-3.3 with NumPy: one-vs-rest margin, r_k, focal core, PSD diagonal."""
+    """derivations 3.1-3.3 with NumPy: one-vs-rest margin, r_k, focal core, PSD diagonal."""
     n, k = z.shape
     rows = np.arange(n)
     others = z.copy()

@@ -44,7 +44,7 @@ GAMMA, ALPHA = 2.0, 0.25
 
 
 def numpy_focal_objective(preds, train_set):
-    """Binary focal loss (loss-math.md 2.3-2.4, PSD Hessian of section 8) in plain NumPy, with
+    """Binary focal loss (derivations 2.3-2.4, PSD Hessian of section 8) in plain NumPy, with
     the labels read from the engine's container every round."""
     return numpy_focal_binary(train_set.get_label(), preds, GAMMA, ALPHA)
 

@@ -4,7 +4,7 @@ One run, interleaved repetitions (the built-in and gbloss next to each other in 
 alternating order; ``common.interleaved_times``). The ratio is the median over
 repetitions of gbloss's time over the built-in's time in the same repetition
 (``common.paired_ratio``); the seconds are medians. Configurations (same data, same parameters:
-hist, depth 6, ``min_child_weight=0`` as loss-math.md 8.4 recommends for focal-type losses):
+hist, depth 6, ``min_child_weight=0`` as derivations 8.4 recommends for focal-type losses):
 
 * ``binary:logistic``: XGBoost's built-in objective (the reference, ratio 1.00);
 * gbloss focal (gamma=2, alpha=0.25) through ``gbloss.xgboost.train`` (start, validation and
@@ -35,11 +35,13 @@ from common import interleaved_times, make_data, numpy_focal_binary, paired_rati
 import gbloss
 import gbloss.xgboost as gbx
 
+gbx.share_openmp_runtime()  # before anything starts Numba's threads (gbloss/_runtime.py)
+
 GAMMA, ALPHA = 2.0, 0.25
 
 
 def numpy_focal_objective(predt, dtrain):
-    """Binary focal loss (loss-math.md 2.3-2.4, PSD Hessian of section 8) in plain NumPy, with
+    """Binary focal loss (derivations 2.3-2.4, PSD Hessian of section 8) in plain NumPy, with
     the labels read from the engine's container every round."""
     return numpy_focal_binary(dtrain.get_label(), predt.astype(np.float64), GAMMA, ALPHA)
 

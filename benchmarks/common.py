@@ -8,7 +8,7 @@ import numpy as np
 
 
 def numpy_focal_binary(y, z, gamma, alpha):
-    """loss-math.md 2.3-2.4 written with NumPy arrays (stable, temporaries everywhere)."""
+    """derivations 2.3-2.4 written with NumPy arrays (stable, temporaries everywhere)."""
     s = 2.0 * y - 1.0
     t = s * z
     p = 1.0 / (1.0 + np.exp(-t))

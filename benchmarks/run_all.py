@@ -29,8 +29,10 @@ import numpy as np
 
 import gbloss
 
-try:  # first, as a script would: before Numba starts its threads (gbloss.xgboost.OPENMP_SHARED)
+try:  # first, as a script would: before Numba starts its threads (gbloss/_runtime.py)
     import gbloss.xgboost
+
+    gbloss.xgboost.share_openmp_runtime()
 except ImportError:
     pass
 

@@ -48,8 +48,8 @@ booster = gbx.train({"max_depth": 4, "eta": 0.1, "min_child_weight": 0}, dtrain,
 with tempfile.TemporaryDirectory() as tmp:
     booster.save_model(Path(tmp) / "focal.ubj")
     loaded = xgb.Booster(model_file=Path(tmp) / "focal.ubj")
-proba = gbx.predict_proba(loaded, X_test)  # the focal link: a score, biased as P(y=1 | x)
-calibrated = gbloss.calibration.calibrated_proba(loss, gbx.predict_raw(loaded, X_test))
+proba = gbx.predict_proba(loaded, X_test, calibrate=False)  # the focal link: biased as P(y=1|x)
+calibrated = gbx.predict_proba(loaded, X_test)  # calibrated (the default)
 print(f"gbloss.xgboost.train, saved and loaded: test average precision "
       f"{average_precision_score(y_test, proba):.3f}; mean P(y=1): link {proba.mean():.3f}, "
       f"calibrated {calibrated.mean():.3f} (positives: {y_test.mean():.3f})")

@@ -13,32 +13,38 @@ Protocol
 --------
 * **Folds**: ``StratifiedKFold(folds, shuffle=True, random_state=seed)`` (multi-label targets:
   ``KFold``), one set of splits shared by every loss.
-* **Rows**: one per loss of ``--losses`` (``ce``: cross-entropy, ``focal``: :class:`FocalLoss`,
-  ``asl``: :class:`AsymmetricLoss`, ``la``: :class:`LogitAdjustedLoss`), plus the usual
-  baseline, plain cross-entropy with the positive class weighted ``n_neg / n_pos`` of the
-  training fold (``ce+spw``: XGBoost's ``scale_pos_weight``, applied as sample weights);
-  multiclass: ``class_weight="balanced"`` (``ce+balanced``, weights ``n / (K n_c)``);
-  multi-label: the positive weight ``n_neg / n_pos`` of each label (``CrossEntropyLoss(alpha=
-  n_neg / n)`` natively, ``class_weight="balanced"`` per label with one-vs-rest). The
-  baseline's probabilities are those the weighting gives (``calibrate=False``), as with
-  ``scale_pos_weight``.
-* **Grid** (:data:`GRIDS`): focal ``gamma`` in {1, 2} x ``alpha`` in {None, 0.25} (multiclass:
-  ``alpha`` None), ASL ``gamma_neg`` in {2, 4} x ``clip`` in {0, 0.05} (``gamma_pos`` 0),
-  logit adjustment ``tau`` in {0.5, 1, 2}. Inside each training fold a stratified 25 % part is
-  held out; every candidate is fitted on the other 75 % and scored on it by ``--select``
-  (default :data:`SELECT`: PR-AUC for focal and ASL; balanced accuracy for logit adjustment,
-  whose probabilities, and so PR-AUC, ROC-AUC and log-loss, do not depend on ``tau`` with
-  boosted trees: from the loss-optimal start it grows cross-entropy's trees, only the
-  decision offset ``tau log pi`` differs); the best (first on ties) is refitted on the whole
-  training fold and only then scored on the test fold, which never takes part in the choice.
-  A value given on the command line (``--gamma 2 --alpha 0.25 --gamma-neg 4 --clip 0.05
-  --tau 1``) fixes that parameter; ``--no-grid`` fixes all of them (given values, else
-  :data:`FIXED`).
+* **Rows**: one per loss of ``--losses``, keys of the loss registry (:func:`gbloss.losses.by_key`:
+  ``ce`` cross-entropy, ``focal`` :class:`FocalLoss`, ``asl`` :class:`AsymmetricLoss`, ``la``
+  :class:`LogitAdjustedLoss`, and any loss registered with :func:`gbloss.losses.register`,
+  whose module ``--import`` loads); by default gbloss's own losses that fit the target,
+  cross-entropy first. Then the usual baseline, plain cross-entropy with the positive class
+  weighted ``n_neg / n_pos`` of the training fold (``ce+spw``: XGBoost's ``scale_pos_weight``,
+  applied as sample weights); multiclass: ``class_weight="balanced"`` (``ce+balanced``, weights
+  ``n / (K n_c)``); multi-label: the positive weight ``n_neg / n_pos`` of each label
+  (``CrossEntropyLoss(alpha=n_neg / n)`` natively, ``class_weight="balanced"`` per label with
+  one-vs-rest). The baseline's probabilities are those the weighting gives
+  (``calibrate=False``), as with ``scale_pos_weight``.
+* **Grid**: each loss class declares it (``compare_grid(task)``): focal ``gamma`` in {1, 2} x
+  ``alpha`` in {None, 0.25} (multiclass: ``alpha`` None), ASL ``gamma_neg`` in {2, 4} x
+  ``clip`` in {0, 0.05} (``gamma_pos`` 0), logit adjustment ``tau`` in {0.5, 1, 2}. Inside each
+  training fold a stratified 25 % part is held out; every candidate is fitted on the other 75 %
+  and scored on it by ``--select`` (default: the loss's ``compare_select``, PR-AUC for focal
+  and ASL; balanced accuracy for logit adjustment, whose probabilities, and so PR-AUC, ROC-AUC
+  and log-loss, do not depend on ``tau`` with boosted trees: from the loss-optimal start it
+  grows cross-entropy's trees, only the decision offset ``tau log pi`` differs); the best
+  (first on ties) is refitted on the whole training fold and only then scored on the test
+  fold, which never takes part in the choice. ``--param NAME=VALUE`` fixes ``NAME`` for the
+  losses whose grid or ``--no-grid`` values hold it (else for those that take it),
+  ``--param LOSS.NAME=VALUE`` for one loss (any parameter of its class); ``--gamma 2 --alpha
+  0.25 --gamma-neg 4 --gamma-pos 0 --clip 0.05 --tau 1`` are short for ``--param gamma=2``
+  and so on. ``--no-grid`` fixes all of them (given values, else ``compare_fixed(task)``).
 * **Engine settings**, the same for every loss (the baseline included): ``n_estimators``
-  (100), ``learning_rate`` (0.1), ``min_child_weight=1e-3`` and ``max_delta_step=1`` (LightGBM
-  also ``reg_lambda=1e-3``; the estimators' defaults for focal-type losses, whose Hessians are
-  tiny for well-classified rows), ``n_jobs``, ``random_state``; ``--engine-params`` JSON
-  overrides or adds any estimator or engine parameter.
+  (100), ``learning_rate`` (0.1), the engine defaults that the losses ask for
+  (``loss.engine_defaults``; gbloss's own ones always, so that runs with different
+  ``--losses`` compare: ``min_child_weight=1e-3`` and ``max_delta_step=1``, LightGBM also
+  ``reg_lambda=1e-3``, for focal-type losses, whose Hessians are tiny for well-classified
+  rows), ``n_jobs``, ``random_state``; ``--engine-params`` JSON overrides or adds any
+  estimator or engine parameter.
 * **Metrics** (scikit-learn): ``average_precision_score`` (PR-AUC), ``roc_auc_score``,
   ``balanced_accuracy_score``, ``f1_score`` and ``log_loss``. Multiclass: one-vs-rest macro
   averages for PR-AUC and ROC-AUC, macro F1. Multi-label: macro averages over labels, the mean
@@ -58,12 +64,17 @@ second is 1). Rows with a missing target are dropped.
 """
 
 import argparse
+import contextlib
 import csv
+import importlib
+import importlib.util
+import inspect
 import itertools
 import json
 import math
 import numbers
 import os
+import re
 import sys
 import textwrap
 import time
@@ -71,46 +82,22 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba.core import event as numba_event
 from sklearn import metrics as skm
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
-from .losses import (
-    BINARY,
-    MULTICLASS,
-    MULTILABEL,
-    AsymmetricLoss,
-    CrossEntropyLoss,
-    FocalLoss,
-    LogitAdjustedLoss,
-)
+from . import decisions
+from .__main__ import check_out
+from .losses import BINARY, MULTICLASS, MULTILABEL, REGISTRY, CrossEntropyLoss, by_key
 
-__all__ = ["CompareError", "Dataset", "Result", "compare", "default_dataset", "load_csv",
-           "main"]
+__all__ = ["CompareError", "Dataset", "Result", "compare", "default_dataset", "default_losses",
+           "import_losses", "load_csv", "main"]
 
 
 class CompareError(ValueError):
     """A problem with the input or the options; the command line reports it in one line."""
 
 
-#: Name on the command line -> (description, loss class).
-LOSSES = {
-    "ce": ("cross-entropy", CrossEntropyLoss),
-    "focal": ("focal loss", FocalLoss),
-    "asl": ("asymmetric loss (ASL)", AsymmetricLoss),
-    "la": ("logit-adjusted cross-entropy", LogitAdjustedLoss),
-}
-#: The grid searched inside each training fold, per loss.
-GRIDS = {
-    "ce": {},
-    "focal": {"gamma": (1.0, 2.0), "alpha": (None, 0.25)},
-    "asl": {"gamma_neg": (2.0, 4.0), "clip": (0.0, 0.05)},
-    "la": {"tau": (0.5, 1.0, 2.0)},
-}
-#: Grid selection metric per loss unless ``--select`` names one for all.
-SELECT = {"focal": "pr_auc", "asl": "pr_auc", "la": "balanced_accuracy"}
-#: Values with ``--no-grid`` when none is given.
-FIXED = {"ce": {}, "focal": {"gamma": 2.0, "alpha": None},
-         "asl": {"gamma_neg": 4.0, "clip": 0.05}, "la": {"tau": 1.0}}
 #: Metric key -> (column header, higher is better).
 METRICS = {
     "pr_auc": ("PR-AUC", True),
@@ -118,6 +105,7 @@ METRICS = {
     "balanced_accuracy": ("bal. acc.", True),
     "f1": ("F1", True),
     "log_loss": ("log-loss", False),
+    "cost": ("cost/row", False),
 }
 BACKENDS = ("xgboost", "lightgbm")
 #: The embedded default data set: the experiment behind gbloss.
@@ -128,6 +116,7 @@ _HOLDOUT = 0.25
 _LGBM_CATEGORICAL = {"categorical_feature", "cat_feature", "categorical_column", "cat_column",
                      "categorical_features"}
 _UNSET = object()  # --alpha not given (``none`` is a value)
+_REFERENCE = "ce"  # the first row: plain cross-entropy
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -207,24 +196,83 @@ def _binary_column(values, name):
     return (values.astype(str) == kinds[1]).astype(np.intp)
 
 
-def load_csv(path, targets, features=None, pos_label=None):
-    """Read a CSV file into a :class:`Dataset` (see the module docstring for the encoding)."""
+#: Column separators that ``--csv`` detects; the first is the fallback.
+SEPARATORS = (",", ";", "\t", "|")
+_SNIFF_LINES = 50
+_DECIMAL_COMMA = r"[-+]?\d*,\d+(?:[eE][-+]?\d+)?|[-+]?\d+"
+
+
+def detect_separator(path):
+    """The column separator of a CSV file, one of :data:`SEPARATORS`, from its first lines
+    (:class:`csv.Sniffer`: the character found the same number of times on every line);
+    ``","`` when none is."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        lines = [line for _, line in zip(range(_SNIFF_LINES), f, strict=False)]
+    try:
+        return csv.Sniffer().sniff("".join(lines), delimiters="".join(SEPARATORS)).delimiter
+    except csv.Error:
+        return SEPARATORS[0]
+
+
+def _shown(name):
+    return {"\t": "tab"}.get(name, repr(name))
+
+
+def _decimal_commas(df):
+    """Convert text columns that hold numbers with a decimal comma (``1,5``) to floats, in
+    place; returns their names."""
+    import pandas as pd
+
+    converted = []
+    for col in df.columns:
+        if not (pd.api.types.is_object_dtype(df[col]) or pd.api.types.is_string_dtype(df[col])):
+            continue
+        text = df[col].dropna().astype(str).str.strip()
+        if len(text) and text.str.fullmatch(_DECIMAL_COMMA).all() and text.str.contains(",").any():
+            df[col] = df[col].str.replace(",", ".", regex=False).astype("float64")
+            converted.append(col)
+    return converted
+
+
+def load_csv(path, targets, features=None, pos_label=None, sep=None):
+    """Read a CSV file into a :class:`Dataset` (see the module docstring for the encoding).
+
+    ``sep``: the column separator; None detects it (:func:`detect_separator`). With a
+    separator other than ``","``, columns of numbers with a decimal comma are read as numbers.
+    """
     try:
         import pandas as pd
     except ImportError as exc:
         raise CompareError("reading --csv needs pandas: pip install 'gbloss[cli]'") from exc
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
+    notes = []
     try:
-        df = pd.read_csv(path)
+        if sep is None:
+            sep = detect_separator(path)
+            if sep != SEPARATORS[0]:
+                notes.append(f"{os.path.basename(path)}: columns separated by {_shown(sep)} "
+                             "(detected; --sep sets it)")
+        df = pd.read_csv(path, sep=sep)
+    except OSError as exc:
+        raise CompareError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CompareError(f"cannot read {path} as CSV: {str(exc).strip()}") from exc
     columns = [str(c) for c in df.columns]
     df.columns = columns
+    if sep != ",":
+        converted = _decimal_commas(df)
+        if converted:
+            notes.append(f"decimal commas read as numbers in {', '.join(converted)}")
     shown = ", ".join(columns[:12]) + (", ..." if len(columns) > 12 else "")
     for col in list(targets) + list(features or []):
         if col not in columns:
-            raise KeyError(f"column {col!r} is not in {path} (columns: {shown})")
+            hint = ""
+            others = [s for s in SEPARATORS if s != sep and s in columns[0]]
+            if len(columns) == 1 and others:
+                hint = (f"; the file was read with the separator {_shown(sep)}, but its header "
+                        f"holds {_shown(others[0])}: give --sep {_shown(others[0])}")
+            raise KeyError(f"column {col!r} is not in {path} (columns: {shown}){hint}")
     if len(set(targets)) != len(targets):
         raise CompareError("a --target column is given twice")
     features = [c for c in columns if c not in targets] if features is None else list(features)
@@ -233,7 +281,6 @@ def load_csv(path, targets, features=None, pos_label=None):
         raise CompareError(f"column {overlap[0]!r} is both a feature and a target")
     if not features:
         raise CompareError(f"{path} has no feature columns besides the target")
-    notes = []
     missing_target = df[list(targets)].isna().any(axis=1).to_numpy()
     if missing_target.any():
         notes.append(f"dropped {int(missing_target.sum())} rows with a missing target")
@@ -267,49 +314,143 @@ def load_csv(path, targets, features=None, pos_label=None):
 
 @dataclass
 class Spec:
-    """One table row: a loss name and its candidate parameter sets (one: no grid)."""
+    """One table row: its name, loss class and candidate parameter sets (one: no grid).
+
+    ``loss_class`` is None for the weighted cross-entropy baseline.
+    """
 
     name: str
     candidates: list
-    baseline: bool = False
+    loss_class: type | None = None
+
+    @property
+    def baseline(self):
+        return self.loss_class is None
+
+    def make(self, params):
+        return self.loss_class(**params)
+
+
+def _is_builtin(cls):
+    return cls.__module__.split(".")[0] == "gbloss"
+
+
+def default_losses(task):
+    """Keys of gbloss's own registered losses that fit ``task``: cross-entropy first, then in
+    registry order. Losses registered by users run when ``--losses`` names them."""
+    keys = [cls.key for cls in REGISTRY.values() if _is_builtin(cls) and task in cls.tasks]
+    return sorted(keys, key=lambda key: key != _REFERENCE)
+
+
+def _known_keys(task=None):
+    return ",".join(cls.key for cls in REGISTRY.values()
+                    if task is None or task in cls.tasks)
 
 
 def _parse_losses(text, task):
-    if text is None:  # every loss that fits the task
-        return [n for n, (_, cls) in LOSSES.items() if task in cls.tasks]
+    """The loss classes of the table, {key: class}, from ``--losses`` (None: the defaults)."""
+    if text is None:
+        return {key: by_key(key) for key in default_losses(task)}
     names = [s.strip() for s in text.split(",") if s.strip()]
     if not names:
-        raise CompareError("--losses is empty; choose from " + ",".join(LOSSES))
-    for name in names:
-        if name not in LOSSES:
-            raise CompareError(f"unknown loss {name!r} in --losses; choose from "
-                               + ",".join(LOSSES))
-        cls = LOSSES[name][1]
-        if task not in cls.tasks:
-            fits = ",".join(n for n, (_, c) in LOSSES.items() if task in c.tasks)
-            raise CompareError(f"loss {name!r} ({cls.__name__}) does not fit a {task} target "
-                               f"(it supports {', '.join(cls.tasks)}); for this target "
-                               f"choose from {fits}")
+        raise CompareError("--losses is empty; choose from " + _known_keys())
     if len(set(names)) != len(names):
         raise CompareError("a loss is listed twice in --losses")
-    return names
+    known = {cls.key for cls in REGISTRY.values()}
+    classes = {}
+    for name in names:
+        if name not in known:
+            raise CompareError(f"unknown loss {name!r} in --losses; choose from "
+                               f"{_known_keys()} (a loss of your own: register it with "
+                               "gbloss.losses.register and load its module with --import)")
+        cls = classes[name] = by_key(name)
+        if task not in cls.tasks:
+            raise CompareError(f"loss {name!r} ({cls.__name__}) does not fit a {task} target "
+                               f"(it supports {', '.join(cls.tasks)}); for this target "
+                               f"choose from {_known_keys(task)}")
+    return classes
 
 
-def _candidates(name, task, fixed, grid):
-    """Parameter dicts to try for one loss: the grid, with the user's values fixed."""
-    own = set(GRIDS[name]) | ({"gamma_pos"} if name == "asl" else set())
-    given = {k: v for k, v in fixed.items() if k in own}
+def _constructor_parameters(cls):
+    """Names of the keyword parameters of ``cls``'s constructor."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [name for name, p in inspect.signature(cls).parameters.items() if p.kind in kinds]
+
+
+def _assign_fixed(fixed, classes, task):
+    """{loss key: {parameter: value}} from the fixed values of the command line.
+
+    A key ``"loss.param"`` fixes ``param`` of that loss, any constructor parameter. A bare
+    ``"param"`` fixes it for the losses of the table whose grid or ``--no-grid`` values name it,
+    or, when none does, for those whose constructor takes it; a value no loss takes is an error.
+    A qualified value overrides a bare one.
+    """
+    given = {key: {} for key in classes}
+    for spec_key in sorted(fixed, key=lambda k: "." in k):  # bare names first
+        value = fixed[spec_key]
+        loss_key, _, param = spec_key.rpartition(".")
+        if loss_key:
+            if loss_key not in classes:
+                raise CompareError(f"--param {spec_key}: loss {loss_key!r} is not in the table "
+                                   f"({', '.join(classes)})")
+            names = _constructor_parameters(classes[loss_key])
+            if param not in names:
+                raise CompareError(f"--param {spec_key}: {classes[loss_key].__name__} has no "
+                                   f"parameter {param!r} (it takes {', '.join(names)})")
+            given[loss_key][param] = value
+            continue
+        targets = [key for key, cls in classes.items()
+                   if param in cls.compare_grid(task) or param in cls.compare_fixed(task)]
+        targets = targets or [key for key, cls in classes.items()
+                              if param in _constructor_parameters(cls)]
+        if not targets:
+            raise CompareError(f"no loss in the table ({', '.join(classes)}) takes the "
+                               f"parameter {param!r}; fix it per loss with --param LOSS.NAME=VALUE")
+        for key in targets:
+            given[key][param] = value
+    return given
+
+
+def _candidates(cls, task, given, grid):
+    """Parameter dicts to try for one loss: its grid, its ``--no-grid`` values for parameters
+    off the grid, and the given values; without the grid its ``--no-grid`` values updated by
+    the given ones."""
+    fixed = cls.compare_fixed(task)
     if not grid:
-        return [{**FIXED[name], **given}]
-    axes = dict(GRIDS[name])
-    if name == "focal" and task == MULTICLASS:
-        axes["alpha"] = (None,)  # a scalar alpha is a binary / per-label weight
+        return [{**fixed, **given}]
+    axes = dict(cls.compare_grid(task))
+    for name, value in fixed.items():
+        axes.setdefault(name, (value,))
     axes.update({k: (v,) for k, v in given.items()})
     return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
-def _make_loss(name, params):
-    return LOSSES[name][1](**params)
+def _selection_metric(spec, select):
+    """The metric that picks ``spec``'s grid value: ``--select``, else the loss's own."""
+    metric = select or spec.loss_class.compare_select
+    if metric is None:
+        raise CompareError(f"loss {spec.name!r} searches a grid but names no selection metric "
+                           f"({spec.loss_class.__name__}.compare_select is None): give --select "
+                           "or --no-grid")
+    if metric not in METRICS:
+        raise CompareError(f"{spec.loss_class.__name__}.compare_select is {metric!r}; expected "
+                           f"one of {', '.join(METRICS)}")
+    return metric
+
+
+def _check_candidates(specs, data):
+    """Build every candidate loss and take its start on the labels, so that a value that does
+    not fit the target (e.g. a scalar ``alpha`` for a multiclass one) fails before any fit."""
+    n_classes = len(data.classes) if data.task == MULTICLASS else None
+    for spec in specs:
+        for params in spec.candidates:
+            try:
+                loss = spec.make(params).prepare(data.y, n_classes=n_classes)
+                loss.init_score(data.y, n_classes=n_classes)
+            except (TypeError, ValueError) as exc:
+                shown = _format_params(params)
+                raise CompareError(f"loss {spec.name!r}" + (f" with {shown}" if params else "")
+                                   + f": {exc}") from exc
 
 
 def _format_params(params):
@@ -331,8 +472,6 @@ def _fmt_value(v):
 
 def default_backend():
     """The first installed of :data:`BACKENDS` (XGBoost, then LightGBM)."""
-    import importlib.util
-
     for backend in BACKENDS:
         if importlib.util.find_spec(backend) is not None:
             return backend
@@ -351,11 +490,32 @@ def _check_backend(backend):
                            f"({exc}): pip install 'gbloss[{backend}]'") from exc
 
 
-def _shared_settings(backend, n_estimators, learning_rate, n_jobs, seed):
-    from . import sklearn as gbs
+def _engine_defaults(backend, task, specs):
+    """The engine defaults (``loss.engine_defaults``) that gbloss's own losses for ``task`` at
+    their ``--no-grid`` values, then every candidate of the table, ask for, merged: the first
+    value of a parameter wins; a later, different one gives a note.
 
-    focal = gbs._FOCAL_DEFAULTS if backend == "xgboost" else gbs._LGBM_FOCAL_DEFAULTS
-    return {"n_estimators": n_estimators, "learning_rate": learning_rate, **focal,
+    Every row gets them, whatever ``--losses`` holds, so that rows of different runs compare.
+    """
+    losses = [cls(**cls.compare_fixed(task)) for cls in REGISTRY.values()
+              if _is_builtin(cls) and task in cls.tasks]
+    losses += [spec.make(params) for spec in specs for params in spec.candidates]
+    merged, asked_by, notes = {}, {}, []
+    for loss in losses:
+        for key, value in loss.engine_defaults(backend).items():
+            if key not in merged:
+                merged[key], asked_by[key] = value, type(loss).__name__
+            elif value != merged[key]:
+                note = (f"{type(loss).__name__} asks for {key}={_fmt_value(value)}, "
+                        f"{asked_by[key]} for {_fmt_value(merged[key])}: every row uses "
+                        f"{_fmt_value(merged[key])} (--engine-params sets it)")
+                if note not in notes:
+                    notes.append(note)
+    return merged, notes
+
+
+def _shared_settings(backend, n_estimators, learning_rate, n_jobs, seed, defaults):
+    return {"n_estimators": n_estimators, "learning_rate": learning_rate, **defaults,
             "n_jobs": n_jobs, "random_state": seed}
 
 
@@ -370,7 +530,7 @@ class _Engine:
         self.cls = cls
         names = set(cls().get_params()) - {"loss", "calibrate", "class_weight", "engine_params",
                                            "beta", "eval_metric", "early_stopping_rounds"}
-        reserved = gbs._XGB_RESERVED if backend == "xgboost" else gbs._LGBM_RESERVED
+        reserved = cls._RESERVED
         self.settings = dict(settings)
         extra = {}
         for key, value in (engine_params or {}).items():
@@ -433,9 +593,17 @@ def _probabilities(est, X, task):
 # -- metrics ----------------------------------------------------------------------------------
 
 
-def scores(task, y, proba, pred):
-    """The table's metrics for one fold (see the module docstring); proba (n, 2) binary."""
+def scores(task, y, proba, pred, costs=None):
+    """The table's metrics for one fold (see the module docstring); proba (n, 2) binary.
+    ``costs``: a cost matrix; then ``cost`` is the mean cost per row of the Bayes decisions
+    from ``proba`` (:mod:`gbloss.decisions`), else NaN."""
     y, pred = np.asarray(y), np.asarray(pred)
+    cost = math.nan if costs is None else \
+        decisions.expected_cost(y, decisions.bayes_decision(proba, costs), costs)
+    return {**_scores(task, y, proba, pred), "cost": cost}
+
+
+def _scores(task, y, proba, pred):
     if task == BINARY:
         p = proba[:, 1]
         both = np.unique(y).size == 2
@@ -474,7 +642,10 @@ def scores(task, y, proba, pred):
 
 @dataclass
 class Result:
-    """Per-fold rows, the summary per loss, the protocol in words, and what the figures need."""
+    """Per-fold rows, the summary per loss, the protocol in words, and what the figures need:
+    the out-of-fold probabilities per loss, and ``first_fold``, {loss: (model, train rows, test
+    rows, test predictions)} of the first fold, each model with the parameters of the table
+    (refitted when the first fold chose others)."""
 
     folds: list
     summary: list
@@ -504,6 +675,16 @@ class _Progress:
                 self.bar = tqdm(total=total, desc="gbloss compare", unit="fit", file=sys.stderr,
                                 leave=False, dynamic_ncols=True)
 
+    @staticmethod
+    def write(text):
+        """A line on stderr that leaves a running progress bar intact."""
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            print(text, file=sys.stderr, flush=True)
+        else:
+            tqdm.write(text, file=sys.stderr)
+
     def step(self, text):
         if self.bar is not None:
             self.bar.set_postfix_str(text, refresh=False)
@@ -512,6 +693,33 @@ class _Progress:
     def close(self):
         if self.bar is not None:
             self.bar.close()
+
+
+class _CompileNotice(numba_event.Listener):
+    """Says once on stderr that Numba compiles: a cache miss, which the first run has."""
+
+    MESSAGE = "compiling gbloss kernels, first run only (Numba caches them)…"
+
+    def __init__(self):
+        self.said = False
+
+    def on_start(self, event):
+        if not self.said:
+            self.said = True
+            _Progress.write(self.MESSAGE)
+
+    def on_end(self, event):
+        pass
+
+
+@contextlib.contextmanager
+def _announce_compilation(enabled):
+    """While active (if ``enabled``), the first Numba compilation is announced on stderr."""
+    if not enabled:
+        yield
+        return
+    with numba_event.install_listener("numba:compile", _CompileNotice()):
+        yield
 
 
 def _splits(data, folds, seed):
@@ -540,18 +748,19 @@ def _holdout(task, y, seed):
                            ) from exc
 
 
-def _select(spec, engine, X, y, task, select, seed, progress):
+def _select(spec, engine, X, y, task, select, seed, progress, costs):
     """The candidate with the best ``select`` score on a held-out part of the training fold."""
     if len(spec.candidates) == 1:
         return spec.candidates[0], 0.0
-    select = select or SELECT[spec.name]
+    select = _selection_metric(spec, select)
     t0 = time.perf_counter()
     fit, val = _holdout(task, y, seed)
     higher = METRICS[select][1]
     best, best_score = spec.candidates[0], -math.inf
     for params in spec.candidates:
-        est = engine.make(_make_loss(spec.name, params)).fit(X[fit], y[fit])
-        s = scores(task, y[val], _probabilities(est, X[val], task), est.predict(X[val]))[select]
+        est = engine.make(spec.make(params)).fit(X[fit], y[fit])
+        s = scores(task, y[val], _probabilities(est, X[val], task), est.predict(X[val]),
+                   costs)[select]
         s = -math.inf if not np.isfinite(s) else (s if higher else -s)
         if s > best_score:
             best, best_score = params, s
@@ -561,10 +770,13 @@ def _select(spec, engine, X, y, task, select, seed, progress):
 
 def compare(data, *, losses=None, backend=None, folds=5, seed=0,
             n_estimators=100, learning_rate=0.1, n_jobs=1, engine_params=None, fixed=None,
-            grid=True, select=None, progress=False):
+            grid=True, select=None, progress=False, costs=None):
     """Cross-validate each loss (and the weighted cross-entropy baseline) on ``data``.
 
-    ``losses``: comma-separated names of :data:`LOSSES` (None: all that fit ``data.task``).
+    ``losses``: comma-separated registry keys (None: :func:`default_losses`); ``fixed``:
+    {``NAME`` or ``LOSS.NAME``: value} (see ``--param``); ``costs``: a cost matrix
+    ``C[true, predicted]`` or ``{"fn": .., "fp": ..}`` (binary), which adds the expected cost
+    per row of the Bayes decisions (see ``--costs``).
     Returns a :class:`Result`; the protocol is in the module docstring.
     """
     if not isinstance(folds, numbers.Integral) or folds < 2:
@@ -578,57 +790,42 @@ def compare(data, *, losses=None, backend=None, folds=5, seed=0,
     backend = backend or default_backend()
     _check_backend(backend)
     task = data.task
-    names = _parse_losses(losses, task)
-    fixed = dict(fixed or {})
-    if task == MULTICLASS and fixed.get("alpha") is not None \
-            and np.ndim(fixed["alpha"]) == 0 and "focal" in names:
-        raise CompareError(f"--alpha for a multiclass target needs one weight per class "
-                           f"({len(data.classes)} comma-separated values)")
-    specs = [Spec(n, _candidates(n, task, fixed, grid)) for n in names]
-    for spec in specs:  # parameter values are checked before any fit
-        for params in spec.candidates:
-            _make_loss(spec.name, params)
-    base_name = "ce+balanced" if task == MULTICLASS else "ce+spw"
-    specs.append(Spec(base_name, [{}], baseline=True))
-    engine = _Engine(backend, task, _shared_settings(backend, n_estimators, learning_rate,
-                                                     n_jobs, seed), engine_params,
-                     data.categorical, data.X.shape[1])
+    if costs is not None:
+        if task == MULTILABEL:
+            raise CompareError("--costs applies to binary and multiclass targets")
+        try:
+            costs = decisions.cost_matrix(costs, len(data.classes))
+        except ValueError as exc:
+            raise CompareError(f"--costs: {exc}") from None
+    if select == "cost" and costs is None:
+        raise CompareError("--select cost needs --costs")
+    classes = _parse_losses(losses, task)
+    given = _assign_fixed(dict(fixed or {}), classes, task)
+    specs = [Spec(key, _candidates(cls, task, given[key], grid), cls)
+             for key, cls in classes.items()]
+    for spec in specs:
+        if len(spec.candidates) > 1:
+            _selection_metric(spec, select)
     splits = _splits(data, folds, seed)
-    _warm_up(engine, specs, data)
-    per_fold = sum(len(s.candidates) + (len(s.candidates) > 1) for s in specs)
-    bar = _Progress(folds * per_fold, progress)
-    X, y = data.X, data.y
-    rows, oof, first, caught = [], {}, {}, []
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            for fold, (tr, te) in enumerate(splits):
-                for spec in specs:
-                    if spec.baseline:
-                        params, select_s = {}, 0.0
-                        est, shown = engine.baseline(y[tr])
-                    else:
-                        params, select_s = _select(spec, engine, X[tr], y[tr], task, select,
-                                                   seed + fold, bar)
-                        est, shown = engine.make(_make_loss(spec.name, params)), params
-                    t0 = time.perf_counter()
-                    est.fit(X[tr], y[tr])
-                    fit_s = time.perf_counter() - t0
-                    proba = _probabilities(est, X[te], task)
-                    pred = np.asarray(est.predict(X[te]))
-                    row = {"fold": fold, "loss": spec.name, "params": _format_params(shown),
-                           **scores(task, y[te], proba, pred), "fit_s": fit_s,
-                           "select_s": select_s}
-                    rows.append(row)
-                    store = oof.setdefault(spec.name, np.full(
-                        (len(y),) + proba.shape[1:], np.nan))
-                    store[te] = proba
-                    if fold == 0:
-                        first[spec.name] = (est, tr, te, pred)
-                    bar.step(f"fold {fold + 1}/{folds} {spec.name}")
-    finally:
-        bar.close()
-    notes = list(data.notes)
+    with _announce_compilation(progress):
+        _check_candidates(specs, data)
+        defaults, setting_notes = _engine_defaults(backend, task, specs)
+        base_name = "ce+balanced" if task == MULTICLASS else "ce+spw"
+        specs.append(Spec(base_name, [{}]))
+        engine = _Engine(backend, task, _shared_settings(backend, n_estimators, learning_rate,
+                                                         n_jobs, seed, defaults),
+                         engine_params, data.categorical, data.X.shape[1])
+        _warm_up(engine, specs, data)
+        per_fold = sum(len(s.candidates) + (len(s.candidates) > 1) for s in specs)
+        bar = _Progress(folds * per_fold, progress)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                rows, oof, first = _cross_validate(data, splits, specs, engine, select, seed,
+                                                   bar, costs)
+        finally:
+            bar.close()
+    notes = list(data.notes) + setting_notes
     seen = set()
     for w in caught:
         text = f"{w.category.__name__}: {str(w.message).splitlines()[0]}"
@@ -636,8 +833,53 @@ def compare(data, *, losses=None, backend=None, folds=5, seed=0,
             seen.add(text)
             notes.append(text)
     summary = summarise(rows, [s.name for s in specs])
-    footer = _footer(data, task, folds, seed, backend, engine, specs, select, grid)
+    footer = _footer(data, task, folds, seed, backend, engine, specs, select, grid, costs)
     return Result(rows, summary, footer, data, oof, first, notes)
+
+
+def _cross_validate(data, splits, specs, engine, select, seed, bar, costs):
+    """Per-fold rows, out-of-fold probabilities per loss and the first fold's models (see
+    :class:`Result`)."""
+    X, y, task = data.X, data.y, data.task
+    rows, oof, first, params_of = [], {}, {}, {}
+    for fold, (tr, te) in enumerate(splits):
+        for spec in specs:
+            if spec.baseline:
+                params, select_s = {}, 0.0
+                est, shown = engine.baseline(y[tr])
+            else:
+                params, select_s = _select(spec, engine, X[tr], y[tr], task, select,
+                                           seed + fold, bar, costs)
+                est, shown = engine.make(spec.make(params)), params
+            t0 = time.perf_counter()
+            est.fit(X[tr], y[tr])
+            fit_s = time.perf_counter() - t0
+            proba = _probabilities(est, X[te], task)
+            pred = np.asarray(est.predict(X[te]))
+            text = _format_params(shown)
+            params_of[spec.name, text] = params
+            rows.append({"fold": fold, "loss": spec.name, "params": text,
+                         **scores(task, y[te], proba, pred, costs), "fit_s": fit_s,
+                         "select_s": select_s})
+            store = oof.setdefault(spec.name, np.full((len(y),) + proba.shape[1:], np.nan))
+            store[te] = proba
+            if fold == 0:
+                first[spec.name] = (est, tr, te, pred)
+            bar.step(f"fold {fold + 1}/{len(splits)} {spec.name}")
+    tr, te = splits[0]
+    for spec in specs:
+        choices = [r["params"] for r in rows if r["loss"] == spec.name]  # fold 0 first
+        choice, _ = _most_frequent(choices)
+        if not spec.baseline and choice != choices[0]:
+            est = engine.make(spec.make(params_of[spec.name, choice])).fit(X[tr], y[tr])
+            first[spec.name] = (est, tr, te, np.asarray(est.predict(X[te])))
+    return rows, oof, first
+
+
+def _most_frequent(choices):
+    """The most frequent of ``choices`` (the first on ties) and its count."""
+    best = max(dict.fromkeys(choices), key=choices.count)
+    return best, choices.count(best)
 
 
 def _warm_up(engine, specs, data):
@@ -653,7 +895,7 @@ def _warm_up(engine, specs, data):
             if spec.baseline:
                 est = engine.baseline(data.y[rows])[0]
             else:
-                est = engine.make(_make_loss(spec.name, spec.candidates[0]))
+                est = engine.make(spec.make(spec.candidates[0]))
             est.set_params(**({"estimator__n_estimators": 1}
                               if hasattr(est, "estimator") else {"n_estimators": 1}))
             try:
@@ -668,9 +910,7 @@ def summarise(rows, names):
     for name in names:
         mine = [r for r in rows if r["loss"] == name]
         entry = {"loss": name}
-        choices = [r["params"] for r in mine]
-        best = max(dict.fromkeys(choices), key=choices.count)
-        count = choices.count(best)
+        best, count = _most_frequent([r["params"] for r in mine])
         entry["parameters"] = best if count == len(mine) else f"{best} ({count}/{len(mine)})"
         for key in list(METRICS) + ["fit_s"]:
             values = np.array([r[key] for r in mine], dtype=np.float64)
@@ -682,7 +922,7 @@ def summarise(rows, names):
     return out
 
 
-def _footer(data, task, folds, seed, backend, engine, specs, select, grid):
+def _footer(data, task, folds, seed, backend, engine, specs, select, grid, costs):
     n, p = data.X.shape
     if task == BINARY:
         share = float(np.mean(data.y == 1))
@@ -710,11 +950,11 @@ def _footer(data, task, folds, seed, backend, engine, specs, select, grid):
         f"engine: {backend}, {engine.describe()}, the same for every loss; each loss starts "
         "at its loss-optimal constant",
     ]
-    searched = [s.name for s in specs if len(s.candidates) > 1]
+    searched = [s for s in specs if len(s.candidates) > 1]
     if searched:
         by = {}
-        for name in searched:
-            by.setdefault(METRICS[select or SELECT[name]][0], []).append(name)
+        for spec in searched:
+            by.setdefault(METRICS[_selection_metric(spec, select)][0], []).append(spec.name)
         rule = "; ".join(f"{', '.join(n)} by {m}" for m, n in by.items())
         lines.append(
             f"grid: chosen per training fold on a held-out {int(100 * _HOLDOUT)}% of it ({rule}), "
@@ -729,6 +969,10 @@ def _footer(data, task, folds, seed, backend, engine, specs, select, grid):
     else:
         lines.append(f"{base}: cross-entropy with positive weight n_neg/n_pos of the training "
                      "fold (scale_pos_weight), uncorrected probabilities")
+    if costs is not None:
+        lines.append(f"cost/row: mean cost of the Bayes decisions argmin_k sum_j P(j|x) C[j, k] "
+                     f"from predict_proba (calibrated except the baseline), C[true, predicted] "
+                     f"= {costs.tolist()}")
     lines.append("fit s: the final fit of each fold, without the grid search")
     return lines
 
@@ -736,8 +980,12 @@ def _footer(data, task, folds, seed, backend, engine, specs, select, grid):
 # -- output ------------------------------------------------------------------------------------
 
 
-_COLUMNS = [("loss", "loss"), ("parameters", "parameters")] + \
-    [(k, h) for k, (h, _) in METRICS.items()] + [("fit_s", "fit s")]
+def _columns(summary):
+    """(key, header) of the table's columns; ``cost`` only when it was computed."""
+    shown = [k for k in METRICS
+             if k != "cost" or any(np.isfinite(e["cost_mean"]) for e in summary)]
+    return [("loss", "loss"), ("parameters", "parameters")] + \
+        [(k, METRICS[k][0]) for k in shown] + [("fit_s", "fit s")]
 
 
 def _cell(entry, key):
@@ -754,8 +1002,9 @@ def _cell(entry, key):
 
 def format_table(summary, footer=(), width=100):
     """Aligned plain-text table: one row per loss, then the footer lines."""
-    cells = [[h for _, h in _COLUMNS]] + [[_cell(e, k) for k, _ in _COLUMNS] for e in summary]
-    widths = [max(len(row[j]) for row in cells) for j in range(len(_COLUMNS))]
+    columns = _columns(summary)
+    cells = [[h for _, h in columns]] + [[_cell(e, k) for k, _ in columns] for e in summary]
+    widths = [max(len(row[j]) for row in cells) for j in range(len(columns))]
 
     def line(row):
         return "  ".join(c.ljust(w) if j < 2 else c.rjust(w)
@@ -769,21 +1018,30 @@ def format_table(summary, footer=(), width=100):
 
 
 def format_markdown(summary, footer=()):
-    head = "| " + " | ".join(h for _, h in _COLUMNS) + " |"
-    rule = "|" + "|".join("---" if j < 2 else "---:" for j in range(len(_COLUMNS))) + "|"
-    body = ["| " + " | ".join(_cell(e, k) for k, _ in _COLUMNS) + " |" for e in summary]
+    columns = _columns(summary)
+    head = "| " + " | ".join(h for _, h in columns) + " |"
+    rule = "|" + "|".join("---" if j < 2 else "---:" for j in range(len(columns))) + "|"
+    body = ["| " + " | ".join(_cell(e, k) for k, _ in columns) + " |" for e in summary]
     return "\n".join([head, rule, *body, "", *(f"- {line}" for line in footer)]) + "\n"
 
 
 def write_outputs(result, out, plots=True):
     """results.csv, folds.csv, results.md and (with matplotlib) the figures; returns paths."""
+    try:
+        return _write_outputs(result, out, plots)
+    except OSError as exc:
+        raise CompareError(f"--out {out}: {exc.strerror or exc}"
+                           + (f" ({exc.filename})" if exc.filename else "")) from exc
+
+
+def _write_outputs(result, out, plots):
     os.makedirs(out, exist_ok=True)
     written = []
     path = os.path.join(out, "results.csv")
-    keys = ["loss", "parameters"] + [f"{k}_{s}" for k in list(METRICS) + ["fit_s"]
+    keys = ["loss", "parameters"] + [f"{k}_{s}" for k, _ in _columns(result.summary)[2:]
                                      for s in ("mean", "sd")] + ["n_folds"]
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, keys)
+        writer = csv.DictWriter(f, keys, extrasaction="ignore")  # cost: only when computed
         writer.writeheader()
         writer.writerows(result.summary)
     written.append(path)
@@ -802,6 +1060,16 @@ def write_outputs(result, out, plots=True):
     return written
 
 
+def _panel_title(rows, name):
+    """``name: parameters`` as the table chooses them, with the share of folds that did."""
+    choice, count = _most_frequent([r["params"] for r in rows if r["loss"] == name])
+    n_folds = sum(r["loss"] == name for r in rows)
+    if choice == "-":
+        return name
+    return f"{name}: {choice}" + (f" (chosen in {count}/{n_folds} folds)" if count < n_folds
+                                  else "")
+
+
 def _write_figures(result, out):
     try:
         from . import plots
@@ -812,21 +1080,23 @@ def _write_figures(result, out):
     data, written = result.data, []
     if data.X.shape[1] == 2 and data.task != MULTILABEL:
         panels = []
-        chosen = {r["loss"]: r["params"] for r in result.folds if r["fold"] == 0}
         for name, (est, _, te, pred) in result.first_fold.items():
             y_te = data.y[te]
-            title = name if chosen[name] == "-" else f"{name} ({chosen[name]})"
-            panels.append((title, est, skm.accuracy_score(y_te, pred),
+            panels.append((_panel_title(result.folds, name), est, skm.accuracy_score(y_te, pred),
                            skm.balanced_accuracy_score(y_te, pred)))
         tr, te = next(iter(result.first_fold.values()))[1:3]
-        fig = plots.decision_regions(panels, data.X[te], data.y[te], data.X[tr],
-                                     class_names=data.classes,
-                                     feature_names=data.feature_names)
+        fig = plots.decision_regions(
+            panels, data.X[te], data.y[te], data.X[tr], class_names=data.classes,
+            feature_names=data.feature_names,
+            title="Decision regions on the first test fold, with the parameters of the table "
+                  "(shading: predicted class)")
         written.append(plots.save(fig, os.path.join(out, "decision_regions.png")))
     else:
         result.notes.append("decision regions need exactly 2 features and a single target: "
                             "figure skipped")
-    fig = plots.pr_curves(result.oof, data.y, data.task, labels=data.classes)
+    fold_means = {e["loss"]: e["pr_auc_mean"] for e in result.summary}
+    fig = plots.pr_curves(result.oof, data.y, data.task, labels=data.classes,
+                          fold_means=fold_means)
     written.append(plots.save(fig, os.path.join(out, "pr_curves.png")))
     fig = plots.focal_curves()
     written.append(plots.save(fig, os.path.join(out, "focal_curves.png")))
@@ -847,6 +1117,77 @@ def _number_or_none(text):
     return values[0] if len(values) == 1 else values
 
 
+def _separator(text):
+    sep = {"tab": "\t", "\\t": "\t"}.get(text.lower(), text)
+    if len(sep) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character or 'tab', got {text!r}")
+    return sep
+
+
+_PARAM = re.compile(r"(?:([\w+-]+)\.)?([A-Za-z_]\w*)=(.*)", re.DOTALL)
+_WORDS = {"none": None, "null": None, "true": True, "false": False}
+
+
+def _param_value(text):
+    """A ``--param`` value: none/true/false, an int, a float, comma-separated numbers (a list
+    of floats), else the text itself."""
+    word = text.strip()
+    if word.lower() in _WORDS:
+        return _WORDS[word.lower()]
+    for convert in (int, float):
+        try:
+            return convert(word)
+        except ValueError:
+            pass
+    if "," in word:
+        try:
+            return [float(v) for v in word.split(",")]
+        except ValueError:
+            pass
+    return word
+
+
+def _param(text):
+    """``[LOSS.]NAME=VALUE`` -> (``"LOSS.NAME"`` or ``"NAME"``, value)."""
+    match = _PARAM.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE or LOSS.NAME=VALUE (e.g. "
+                                         f"focal.gamma=2), got {text!r}")
+    loss, name, value = match.groups()
+    return (f"{loss}.{name}" if loss else name), _param_value(value)
+
+
+def _builtin_classes():
+    return [by_key(key) for key in
+            dict.fromkeys(k for task in (BINARY, MULTICLASS, MULTILABEL)
+                          for k in default_losses(task))]
+
+
+def _values_text(values):
+    return ",".join("none" if v is None else _fmt_value(v) for v in values)
+
+
+def _grid_text():
+    """The built-in grids in words, for ``--help`` (binary grids; multiclass focal: alpha none)."""
+    grids = ((cls.key, cls.compare_grid(cls.tasks[0])) for cls in _builtin_classes())
+    return ", ".join(f"{key} " + " x ".join(f"{name} {{{_values_text(values)}}}"
+                                            for name, values in grid.items())
+                     for key, grid in grids if grid)
+
+
+def _fixed_text():
+    """The built-in ``--no-grid`` values in words, for ``--help``."""
+    fixed = ((cls.key, cls.compare_fixed(cls.tasks[0])) for cls in _builtin_classes())
+    return ", ".join(f"{key} " + " ".join(f"{name}={_values_text([value])}"
+                                          for name, value in values.items())
+                     for key, values in fixed if values)
+
+
+def _losses_text():
+    return ", ".join(f"{cls.key} ({cls.description}; {', '.join(cls.tasks)})"
+                     for cls in _builtin_classes())
+
+
 def add_arguments(parser):
     """The options of ``gbloss compare`` on an argparse parser."""
     data = parser.add_argument_group("data (default: the embedded 90:10 two-feature set)")
@@ -857,34 +1198,56 @@ def add_arguments(parser):
                       help="comma-separated feature columns (default: all other columns)")
     data.add_argument("--pos-label", metavar="LABEL",
                       help="positive class of a binary target (default: the minority class)")
+    data.add_argument("--sep", type=_separator, metavar="CHAR",
+                      help="column separator of --csv: ',', ';', tab, '|' or another "
+                           "character (default: detected from the first lines)")
     run = parser.add_argument_group("comparison")
     run.add_argument("--losses", metavar="LIST",
-                     help="comma-separated from ce (cross-entropy), focal, asl (asymmetric, "
-                          "binary and multi-label), la (logit-adjusted, binary and "
-                          "multiclass); default: all that fit the target; the weighted "
-                          "cross-entropy baseline is always added")
+                     help=f"comma-separated loss keys: {_losses_text()}, or one registered "
+                          "by --import; default: all of gbloss's that fit the target; the "
+                          "weighted cross-entropy baseline is always added")
+    run.add_argument("--import", dest="imports", metavar="MODULE", action="append",
+                     help="import MODULE (a module on the Python path or a .py file) first: "
+                          "the place where your own losses are registered with "
+                          "gbloss.losses.register; repeatable")
     run.add_argument("--backend", default=None, choices=BACKENDS,
                      help="training engine (default: xgboost if installed, else lightgbm)")
     run.add_argument("--folds", type=int, default=5, metavar="K",
                      help="CV folds (default %(default)s)")
     run.add_argument("--seed", type=int, default=0, metavar="INT",
                      help="seed of folds and engine (default 0)")
+    run.add_argument("--costs", metavar="fn=C,fp=C|JSON",
+                     help="costs of wrong decisions, 'fn=10,fp=1' (binary: a missed positive, a "
+                          "false alarm) or a JSON matrix C[true][predicted]: adds the mean cost "
+                          "per row of the Bayes decisions from the calibrated probabilities "
+                          "(select it with --select cost)")
     run.add_argument("--select", choices=list(METRICS),
                      help="grid selection metric on the held-out part, for every loss "
-                          "(default: pr_auc for focal and asl, balanced_accuracy for la)")
+                          "(default: each loss's own, " + ", ".join(
+                              f"{cls.key} {cls.compare_select}" for cls in _builtin_classes()
+                              if cls.compare_select) + ")")
     grid = parser.add_argument_group(
-        "loss parameters", "a value given is fixed; the others are searched: focal gamma {1,2} "
-        "x alpha {none,0.25}, asl gamma_neg {2,4} x clip {0,0.05}, la tau {0.5,1,2}")
-    grid.add_argument("--gamma", type=float, metavar="G", help="focal gamma")
+        "loss parameters", textwrap.fill(f"a value given is fixed; the others are searched: "
+                                         f"{_grid_text()}", 90))
+    grid.add_argument("--param", metavar="[LOSS.]NAME=VALUE", action="append", type=_param,
+                      help="fix a loss parameter; repeatable. NAME=VALUE: for the losses of "
+                           "the table whose grid or --no-grid values hold NAME (else those "
+                           "that take it); LOSS.NAME=VALUE: for that loss, any parameter of "
+                           "its class. VALUE: a number, none, true/false, comma-separated "
+                           "numbers, or a word. E.g. --param focal.gamma=2 --param tau=1")
+    grid.add_argument("--gamma", type=float, metavar="G", help="= --param gamma=G (focal)")
     grid.add_argument("--alpha", type=_number_or_none, default=_UNSET, metavar="A",
-                      help="focal alpha: a number, 'none', or one value per class (multiclass)")
-    grid.add_argument("--gamma-neg", type=float, metavar="G", help="ASL gamma_neg")
-    grid.add_argument("--gamma-pos", type=float, metavar="G", help="ASL gamma_pos (default 0)")
-    grid.add_argument("--clip", type=float, metavar="M", help="ASL probability margin")
-    grid.add_argument("--tau", type=float, metavar="T", help="logit-adjustment temperature")
+                      help="= --param alpha=A (focal): a number, 'none', or one value per "
+                           "class (multiclass)")
+    grid.add_argument("--gamma-neg", type=float, metavar="G", help="= --param gamma_neg=G (asl)")
+    grid.add_argument("--gamma-pos", type=float, metavar="G",
+                      help="= --param gamma_pos=G (asl, default 0)")
+    grid.add_argument("--clip", type=float, metavar="M",
+                      help="= --param clip=M (asl probability margin)")
+    grid.add_argument("--tau", type=float, metavar="T",
+                      help="= --param tau=T (la temperature)")
     grid.add_argument("--no-grid", action="store_true",
-                      help="no search: given values, else focal gamma=2 alpha=none, asl "
-                           "gamma_neg=4 clip=0.05, la tau=1")
+                      help=f"no search: given values, else {_fixed_text()}")
     engine = parser.add_argument_group("engine (the same for every loss)")
     engine.add_argument("--n-estimators", type=int, default=100, metavar="N",
                         help="trees (default 100)")
@@ -895,7 +1258,8 @@ def add_arguments(parser):
                         help='estimator or engine parameters, e.g. \'{"max_depth": 4}\'')
     out = parser.add_argument_group("output")
     out.add_argument("--out", metavar="DIR",
-                     help="write results.csv, folds.csv, results.md and PNG figures here")
+                     help="write results.csv, folds.csv, results.md and PNG figures here "
+                          "(created if needed; checked before the work starts)")
     out.add_argument("--no-plots", action="store_true", help="with --out: no figures")
     out.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
@@ -922,6 +1286,8 @@ examples:
       --folds 5 --out results/
   gbloss compare --csv tags.csv --target sports --target news       (multi-label)
   gbloss compare --gamma 2 --alpha 0.25 --tau 1 --no-grid           (fixed values, no search)
+  gbloss compare --import my_losses.py --losses ce,poly1 --param poly1.epsilon=1
+                                                           (a loss of your own, one value fixed)
 
 bad input (missing file, unknown column, one-class target, a loss that does not fit the
 target) ends with one line 'gbloss compare: error: ...' and exit status 2."""
@@ -946,18 +1312,63 @@ def _targets(values):
     return out
 
 
+_SHORTHANDS = ("gamma", "alpha", "gamma_neg", "gamma_pos", "clip", "tau")
+
+
+def _fixed_values(args):
+    """{``NAME`` or ``LOSS.NAME``: value} from ``--param`` and its shorthands (``--gamma`` ...)."""
+    fixed = {}
+    for name in _SHORTHANDS:
+        value = getattr(args, name)
+        if value is not (_UNSET if name == "alpha" else None):  # --alpha none is a value
+            fixed[name] = value
+    for name, value in args.param or ():
+        if name in fixed:
+            option = f"--{name.replace('_', '-')} and --param" if name in _SHORTHANDS \
+                else "--param"
+            raise CompareError(f"{option} both fix {name!r}; give it once")
+        fixed[name] = value
+    return fixed
+
+
+def import_losses(modules):
+    """Import each module name or ``.py`` path (where user losses are registered), once."""
+    for module in modules or ():
+        if module.endswith(".py"):
+            if not os.path.isfile(module):
+                raise CompareError(f"--import {module}: no such file")
+            name = os.path.splitext(os.path.basename(module))[0]
+            loaded = sys.modules.get(name)
+            if loaded is not None and os.path.samefile(getattr(loaded, "__file__", None) or
+                                                       os.devnull, module):
+                continue
+            spec = importlib.util.spec_from_file_location(name, module)
+            loaded = importlib.util.module_from_spec(spec)
+            sys.modules[name] = loaded
+            spec.loader.exec_module(loaded)
+        else:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                raise CompareError(f"--import {module}: {exc} (a module on the Python path, "
+                                   "or a path ending in .py)") from exc
+
+
 def run(args):
     """Run ``gbloss compare`` for parsed arguments; prints the table to stdout."""
+    if args.out:
+        check_out(args.out)  # again: gbloss.compare.main and abbreviated options
+    import_losses(args.imports)
     if args.csv is None:
-        if args.target or args.features or args.pos_label is not None:
-            raise CompareError("--target, --features and --pos-label need --csv")
+        if args.target or args.features or args.pos_label is not None or args.sep:
+            raise CompareError("--target, --features, --pos-label and --sep need --csv")
         data = default_dataset()
     else:
         targets = _targets(args.target)
         if not targets:
             raise CompareError("--csv needs --target COL (the label column)")
         features = [c.strip() for c in args.features.split(",")] if args.features else None
-        data = load_csv(args.csv, targets, features, args.pos_label)
+        data = load_csv(args.csv, targets, features, args.pos_label, args.sep)
     engine_params = None
     if args.engine_params:
         try:
@@ -967,15 +1378,13 @@ def run(args):
         if not isinstance(engine_params, dict):
             raise CompareError("--engine-params must be a JSON object such as "
                                '\'{"max_depth": 4}\'')
-    fixed = {k: getattr(args, k) for k in ("gamma", "gamma_neg", "gamma_pos", "clip", "tau")
-             if getattr(args, k) is not None}
-    if args.alpha is not _UNSET:
-        fixed["alpha"] = args.alpha
+    fixed = _fixed_values(args)
     result = compare(data, losses=args.losses, backend=args.backend, folds=args.folds,
                      seed=args.seed, n_estimators=args.n_estimators,
                      learning_rate=args.learning_rate, n_jobs=args.n_jobs,
                      engine_params=engine_params, fixed=fixed, grid=not args.no_grid,
-                     select=args.select, progress=not args.no_progress)
+                     select=args.select, progress=not args.no_progress,
+                     costs=_costs(args.costs))
     print(result.table())
     written = write_outputs(result, args.out, plots=not args.no_plots) if args.out else []
     for note in result.notes:
@@ -983,6 +1392,30 @@ def run(args):
     if written:
         print("wrote " + ", ".join(written), file=sys.stderr)
     return result
+
+
+def _costs(text):
+    """``--costs``: ``fn=10,fp=1`` (binary) or a JSON matrix ``[[0, 1], [10, 0]]``."""
+    if text is None:
+        return None
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CompareError(f"--costs is not a valid JSON matrix: {exc}") from None
+    costs = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in ("fn", "fp") or key in costs:
+            raise CompareError(f"--costs must be 'fn=COST,fp=COST' or a JSON matrix "
+                               f"C[true][predicted], got {text!r}")
+        try:
+            costs[key] = float(value)
+        except ValueError:
+            raise CompareError(f"--costs: {key} must be a number, got {value!r}") from None
+    return costs
 
 
 def main(argv=None, prog="gbloss compare"):

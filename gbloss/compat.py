@@ -16,13 +16,17 @@ import importlib.util
 
 import numpy as np
 
-try:
-    from sklearn.utils.validation import validate_data
-except ImportError:  # scikit-learn < 1.6
 
-    def validate_data(estimator, /, X="no_validation", y="no_validation", **kwargs):
+def validate_data(estimator, /, X="no_validation", y="no_validation", **kwargs):
+    """``sklearn.utils.validation.validate_data``, or on scikit-learn < 1.6 the estimator
+    method it replaced. scikit-learn is imported here, on first use, so that the GPU path
+    (:func:`import_numba_cuda`) never needs it."""
+    try:
+        from sklearn.utils.validation import validate_data as validate
+    except ImportError:  # scikit-learn < 1.6
         kwargs["force_all_finite"] = kwargs.pop("ensure_all_finite", True)
         return estimator._validate_data(X, y, **kwargs)
+    return validate(estimator, X, y, **kwargs)
 
 
 def import_numba_cuda(unavailable_error):

@@ -9,7 +9,7 @@ The recipe (plain ``lightgbm.train``)::
     booster = lgb.train(params, train_set, 500, valid_sets=[valid_set],
                         feval=gbl.metric(loss, "average_precision"),
                         callbacks=[lgb.early_stopping(20)])
-    proba = gbl.predict_proba(booster, X_test)    # probabilities, start included
+    proba = gbl.predict_proba(booster, X_test)    # calibrated P(y=1 | x), start included
 
 :func:`params` returns the parameters with ``"objective": gbl.objective(loss)``, the default
 metric switched off and the loss's description, and sets the start as ``init_score`` on the
@@ -50,7 +50,7 @@ Design decisions
   :func:`train` refuse a ``valid`` entry of their own.
 * **Hessians** are gbloss's (exact softmax diagonal ``p_k(1 - p_k)`` times focal factors, PSD
   policy for the focal-type losses). LightGBM's ``multiclass`` uses ``K/(K-1) p_k(1 - p_k)``
-  (loss-math.md 3.5): ``hessian_scale=K/(K-1)`` reproduces it.
+  (docs/derivations.md section 3.5): ``hessian_scale=K/(K-1)`` reproduces it.
 * **Sample weights** of the Dataset are applied inside the objective (LightGBM never applies
   them to custom gradients) and by the metrics.
 * **Metrics** (:class:`Metric`, for ``feval=``) are computed on probabilities and return
@@ -69,9 +69,10 @@ Design decisions
   ``(preds, dataset)`` (``lgb.train``) and ``(y_true, y_pred, weight)`` (LightGBM's
   scikit-learn and Dask estimators, which count three parameters and pass the weights).
   ``lgb.train`` deep-copies ``params``, so the objective keeps nothing the caller needs: every
-  copy reads labels and weights from the Dataset it is handed.
-* **Dask**: :func:`dask_train` reduces every partition of the labels to class masses on the
-  workers, builds the loss (priors) and the start from the totals and fits
+  copy reads labels and weights from the Dataset it is handed, every round (per-run state:
+  :mod:`gbloss._adapters`).
+* **Dask**: :func:`dask_train` reduces every partition of the labels to label statistics on
+  the workers, builds the loss (priors) and the start from the totals and fits
   ``lightgbm.DaskLGBMClassifier`` with the objective and the start as ``init_score``.
   :func:`predict_raw` and :func:`predict_proba` take Dask data too (lazy, block by block).
 """
@@ -84,97 +85,31 @@ import weakref
 import lightgbm
 import numpy as np
 
+from . import _adapters as core
 from . import _metrics
-from ._adapters import EngineMetric, EngineObjective, check_prepared, same_loss
-from .losses import BINARY, MULTICLASS, MULTILABEL, LabelStats, loss_from_dict
+from ._adapters import LIGHTGBM_ALIASES, Engine, EngineMetric, EngineObjective, LabelStats
+from .losses import BINARY, MULTICLASS
 
 #: LightGBM parameter that carries the loss record in the saved model (see the module notes).
 RECORD_PARAM = "valid"
 _RECORD_PREFIX = "gbloss-"
-_RECORD_VERSION = 1
+_RECORD_WHERE = f"the model's {RECORD_PARAM!r} parameter"
 
 #: gbloss metric names (:mod:`gbloss._metrics`), also the names LightGBM shows.
 METRIC_NAMES = tuple(_metrics.METRICS)
 
-_ALIASES = {
-    "objective": ("objective", "objective_type", "app", "application", "loss"),
-    "metric": ("metric", "metrics", "metric_types"),
-    "num_class": ("num_class", "num_classes"),
-    "boosting": ("boosting", "boosting_type", "boost"),
-    "linear_tree": ("linear_tree", "linear_trees"),
-    "valid": ("valid", "test", "valid_data", "valid_data_file", "test_data", "test_data_file",
-              "valid_filenames"),
-}
-_MULTICLASS_LOSSES = "FocalLoss, CrossEntropyLoss or LogitAdjustedLoss"
-_MULTILABEL_HINT = ("LightGBM's custom objectives have no multi-output trees: for multi-label "
-                    "targets use sklearn.multiclass.OneVsRestClassifier("
-                    "gbloss.sklearn.GBLossLGBMClassifier(loss))")
+ENGINE = Engine(
+    module="gbloss.lightgbm", name="LightGBM", dataset="Dataset",
+    make_dataset="lightgbm.Dataset(X, label=y)", score="score",
+    start_fix="build params with gbloss.lightgbm.params(loss, train_set, params, "
+              "valid_sets=...) or train with gbloss.lightgbm.train",
+    untracked="trained with plain lightgbm.train without gbloss.lightgbm.params",
+    multilabel_refusal="LightGBM's custom objectives have no multi-output trees: for "
+                       "multi-label targets use sklearn.multiclass.OneVsRestClassifier("
+                       "gbloss.sklearn.GBLossLGBMClassifier(loss))")
 
 
-def _get(params, key, default=None):
-    for alias in _ALIASES[key]:
-        if alias in params:
-            return params[alias]
-    return default
-
-
-# -- targets ---------------------------------------------------------------------------------
-
-
-def _target(loss, y, num_class):
-    """The task and the labels in the loss's shape; raises naming the setting to change.
-
-    ``num_class``: LightGBM's number of scores per row (0, 1 or None: one).
-    """
-    name = type(loss).__name__
-    if y is None:
-        raise ValueError("the Dataset has no labels: create it with lightgbm.Dataset(X, "
-                         "label=y)")
-    y = np.asarray(y, dtype=np.float64)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(f"labels of shape {y.shape} are a multi-label target; {_MULTILABEL_HINT}")
-    if y.size == 0:
-        raise ValueError("the Dataset has no rows")
-    if np.isnan(y).any():
-        raise ValueError("the labels contain NaN: every row needs a label")
-    num_class = int(num_class or 0)
-    if num_class > 1:
-        if MULTICLASS not in loss.tasks:
-            raise ValueError(f"{name} does not support multiclass targets (LightGBM gives it "
-                             f"{num_class} scores per row because params has "
-                             f"num_class={num_class}): remove num_class for a binary target, "
-                             f"or use {_MULTICLASS_LOSSES}")
-        if np.any((y < 0) | (y >= num_class) | (y != np.floor(y))):
-            raise ValueError(f"multiclass labels must be integers in 0..{num_class - 1} "
-                             f"(num_class={num_class}); got values in [{y.min()}, {y.max()}]: "
-                             "encode the classes as 0..K-1 and set params['num_class'] = K")
-        return MULTICLASS, y, num_class
-    if np.any((y < 0) | (y > 1)):
-        if y.max() > 1 and np.all(y == np.floor(y)) and y.min() >= 0:
-            k = int(y.max()) + 1
-            hint = (f"for a multiclass target set params['num_class'] = {k}"
-                    if MULTICLASS in loss.tasks else
-                    f"{name} has no multiclass form: use {_MULTICLASS_LOSSES} with "
-                    f"params['num_class'] = {k}")
-            raise ValueError(f"binary labels must lie in [0, 1] but they hold class ids up to "
-                             f"{k - 1}: {hint}")
-        raise ValueError(f"binary labels must lie in [0, 1] (0/1, or soft labels) for {name}; "
-                         f"got values in [{y.min()}, {y.max()}]")
-    return BINARY, y, 1
-
-
-def _start(loss, task, y, weight, n_out):
-    start = loss.init_score(y, weight, n_classes=n_out if task == MULTICLASS else None)
-    return float(start) if task == BINARY else np.asarray(start, dtype=np.float64)
-
-
-def _array_or_none(values):
-    if values is None:
-        return None
-    values = np.asarray(values, dtype=np.float64).ravel()
-    return values if values.size else None
+# -- what LightGBM hands over ----------------------------------------------------------------
 
 
 def _field(dataset, name):
@@ -185,21 +120,29 @@ def _field(dataset, name):
     return getattr(dataset, f"get_{name}")()
 
 
-def _labels(dataset):
-    """Labels of a Dataset as float64 (None when it has none)."""
-    label = _field(dataset, "label")
-    if label is None:
+def _array_or_none(values):
+    """The engine's array as it is (so that its identity tells a change), or None."""
+    if values is None:
         return None
-    if hasattr(label, "to_numpy"):  # pandas
-        label = label.to_numpy()
-    return np.asarray(label, dtype=np.float64)
+    if hasattr(values, "to_numpy"):  # pandas, before the Dataset is constructed
+        values = values.to_numpy()
+    values = np.asarray(values)
+    return values if values.size else None
+
+
+def _labels(dataset):
+    return _array_or_none(_field(dataset, "label"))
 
 
 def _weights(dataset):
-    weight = _field(dataset, "weight")
-    if hasattr(weight, "to_numpy"):
-        weight = weight.to_numpy()
-    return _array_or_none(weight)
+    return _array_or_none(_field(dataset, "weight"))
+
+
+def _training_target(loss, train_set, num_class):
+    """The prepared loss, task, start and outputs per row of a training Dataset."""
+    target = core.resolve_target(ENGINE, loss, _labels(train_set), None, num_class)
+    loss, start = core.training_start(loss, core.label_stats(target, _weights(train_set)))
+    return loss, target.task, start, target.n_outputs
 
 
 # -- objective -------------------------------------------------------------------------------
@@ -211,8 +154,9 @@ class Objective(EngineObjective):
     Called as ``obj(preds, train_set)`` by ``lightgbm.train`` and as
     ``obj(y_true, y_pred, weight)`` by LightGBM's scikit-learn and Dask estimators; returns
     ``(grad, hess)`` with the scores' shape ((n,) binary, (n, K) multiclass) in float32. Per
-    Dataset it reads and validates labels and weights once and refills the same gradient
-    buffers every round. Weights multiply gradient and Hessian. On the first round it warns
+    Dataset and thread it validates labels and weights once, rereads them every round (a
+    change is validated again, never missed) and refills the same gradient buffers (see
+    :mod:`gbloss._adapters`). Weights multiply gradient and Hessian. On the first round it warns
     when training does not start from the loss's start (no ``init_score`` from :func:`params`).
 
     Parameters
@@ -230,87 +174,24 @@ class Objective(EngineObjective):
         the serial kernel (500k rows), and no collapse with another process on a core
         (benchmarks/bench_threads.py). 1: the serial kernel on LightGBM's calling thread.
 
-    The object pickles (for Dask) and deep-copies without its per-Dataset caches.
+    The object pickles (for Dask) and deep-copies without its per-Dataset state.
     """
 
-    engine = "lightgbm"
+    engine = ENGINE
+    buffer_order = "F"  # LightGBM's ravel(order="F") of (n, K) buffers is then a view
 
     def __init__(self, loss, *, hessian_scale=1.0, n_threads=None):
         super().__init__(loss, hessian_scale, n_threads)
 
-    def _new_caches(self):
-        super()._new_caches()
-        self._last = None  # (weakref to the label array, entry) for the estimator convention
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        del state["_last"]
-        return state
-
     def __call__(self, preds, train_set, weight=None):
-        first = False
         if isinstance(train_set, lightgbm.Dataset):
-            entry = self._cache.get(train_set)
-            if entry is None or entry[2][0].shape != np.shape(preds):
-                entry = self._first_call(preds, _labels(train_set), _weights(train_set))
-                self._cache[train_set] = entry
-                first = True
+            key, labels, weight = train_set, _labels(train_set), _weights(train_set)
         else:  # LightGBM's estimators: (y_true, y_pred, weight)
-            labels, preds = preds, train_set
-            last = self._last
-            if last is None or last[0]() is not labels or last[1][2][0].shape != preds.shape:
-                self._last = (_weakref(labels),
-                              self._first_call(preds, labels, _array_or_none(weight)))
-                first = True
-            entry = self._last[1]
-        task, y, (grad, hess), weight = entry
-        if not first:  # the first call filled the buffers while validating
-            self.loss.gradient_hessian(y, preds, weight, out=(grad, hess),
-                                       n_threads=self.n_threads, check_input=False)
-        if self.hessian_scale != 1.0:
-            hess *= self.hessian_scale
-        return grad, hess
-
-    def _first_call(self, preds, labels, weight):
+            key, labels, preds = self, _array_or_none(preds), train_set
+            weight = _array_or_none(weight)
         preds = np.asarray(preds)
-        if preds.ndim not in (1, 2):
-            raise ValueError(f"LightGBM passed scores of shape {preds.shape}")
-        n_rows = preds.shape[0]
-        num_class = preds.shape[1] if preds.ndim == 2 else 0
-        task, y, n_out = _target(self.loss, labels, num_class)
-        if y.shape[0] != n_rows:
-            raise ValueError(f"the Dataset has {y.shape[0]} labels for {n_rows} rows")
-        order = "F" if preds.ndim == 2 else "C"
-        buffers = (np.empty(preds.shape, np.float32, order=order),
-                   np.empty(preds.shape, np.float32, order=order))
-        # one validated call: labels in the loss's domain, weights finite and >= 0
-        self.loss.gradient_hessian(y, preds, weight, out=buffers, n_threads=self.n_threads)
-        self._warn_start(preds, task, y, weight, n_out)
-        return task, y, buffers, weight
-
-    def _warn_start(self, raw, task, y, weight, n_out):
-        first = raw[0]
-        if not np.all(raw == first):
-            return  # continued training or a per-row init_score: not the constant start
-        expected = self.expected_start
-        if expected is None:
-            expected = _start(self.loss, task, y, weight, n_out)
-        gap = np.asarray(first, np.float64) - expected
-        if task == MULTICLASS:
-            gap = gap - gap.mean()  # softmax scores are shift invariant
-        if np.max(np.abs(gap)) > 1e-4:
-            warnings.warn(f"training starts from the score {np.round(first, 4).tolist()}, not "
-                          f"from the start of {self.loss!r} ({np.round(expected, 4).tolist()}): "
-                          "build params with gbloss.lightgbm.params(loss, train_set, params, "
-                          "valid_sets=...) or train with gbloss.lightgbm.train", UserWarning,
-                          stacklevel=4)
-
-
-def _weakref(array):
-    try:
-        return weakref.ref(array)
-    except TypeError:  # not weak-referenceable: never matches, re-read every call
-        return lambda: None
+        return self._gradients(key, preds, labels, weight,
+                               preds.shape[1] if preds.ndim == 2 else 0)
 
 
 def objective(loss, *, hessian_scale=1.0, n_threads=None):
@@ -346,7 +227,9 @@ class Metric(EngineMetric):
     It warns once per eval Dataset without ``init_score`` (its scores then lack the start).
     """
 
-    engine = "lightgbm"
+    engine = ENGINE
+
+    _transient = {"_warned": weakref.WeakSet}  # eval Datasets warned about
 
     def __init__(self, loss, names="loss"):
         super().__init__(loss, names, METRIC_NAMES)
@@ -357,27 +240,20 @@ class Metric(EngineMetric):
         return [_metrics.higher_is_better(n) for n in self.names]
 
     def __call__(self, preds, eval_set, weight=None):
-        preds = np.asarray(preds)
-        num_class = preds.shape[1] if preds.ndim == 2 else 0
         if isinstance(eval_set, lightgbm.Dataset):
-            entry = self._cache.get(eval_set)
-            if entry is None:
-                _, y, _ = _target(self.loss, _labels(eval_set), num_class)
-                if _field(eval_set, "init_score") is None:
-                    warnings.warn("this eval Dataset has no init_score, so its scores lack the "
-                                  "loss's start: pass it in valid_sets= of "
-                                  "gbloss.lightgbm.params or train", UserWarning, stacklevel=3)
-                entry = (y, _weights(eval_set))
-                self._cache[eval_set] = entry
-            y, weight = entry
+            labels, weight = _labels(eval_set), _weights(eval_set)
+            if _field(eval_set, "init_score") is None and eval_set not in self._warned:
+                self._warned.add(eval_set)
+                warnings.warn("this eval Dataset has no init_score, so its scores lack the "
+                              "loss's start: pass it in valid_sets= of "
+                              "gbloss.lightgbm.params or train", UserWarning, stacklevel=2)
         else:  # (y_true, y_pred, weight)
-            labels, preds = preds, np.asarray(eval_set)
-            num_class = preds.shape[1] if preds.ndim == 2 else 0
-            _, y, _ = _target(self.loss, labels, num_class)
-            weight = _array_or_none(weight)
+            labels, preds, weight = preds, eval_set, _array_or_none(weight)
         raw = np.asarray(preds, dtype=np.float64)
-        values = [(n, _metrics.metric_value(n, self.loss, y, raw, weight),
-                   _metrics.higher_is_better(n)) for n in self.names]
+        target = core.resolve_target(ENGINE, self.loss, labels, raw.shape[0],
+                                     raw.shape[1] if raw.ndim == 2 else 0)
+        values = [(n, value, _metrics.higher_is_better(n))
+                  for n, value in self._values(target.y, raw, weight)]
         return values[0] if len(values) == 1 else values
 
 
@@ -393,11 +269,8 @@ def metric(loss, names="loss"):
 # -- the loss record -------------------------------------------------------------------------
 
 
-def _encode_record(loss, task, start, n_out, in_trees):
-    record = {"version": _RECORD_VERSION, "loss": loss.to_dict(), "task": task,
-              "num_class": int(n_out), "start": np.atleast_1d(start).tolist(),
-              "start_in_trees": bool(in_trees)}
-    text = json.dumps(record, separators=(",", ":"))
+def _encode_record(rec):
+    text = json.dumps(rec, separators=(",", ":"))
     return _RECORD_PREFIX + text.encode("utf-8").hex()
 
 
@@ -406,22 +279,35 @@ def _decode_record(value):
     for item in values:
         item = str(item).strip()
         if item.startswith(_RECORD_PREFIX):
-            return json.loads(bytes.fromhex(item[len(_RECORD_PREFIX):]).decode("utf-8"))
+            try:
+                text = bytes.fromhex(item[len(_RECORD_PREFIX):]).decode("utf-8")
+            except ValueError as exc:  # not hex, or not UTF-8
+                raise ValueError(f"the gbloss record in {_RECORD_WHERE} is corrupt: not "
+                                 f"hex-encoded text ({exc})") from None
+            return core.decode_json(text, _RECORD_WHERE)
     return None
 
 
-def record(booster):
-    """The loss record of a booster (dict with ``loss``, ``task``, ``num_class``, ``start``,
-    ``start_in_trees``), or None for a booster trained without gbloss's parameters."""
-    booster = _booster(booster)
-    value = _get(booster.params or {}, "valid")
+def _read_record(booster):
+    value = core.lightgbm_param(booster.params or {}, "valid")
     if value is None:  # e.g. a Booster built in a way that did not load its parameters
         text = booster.model_to_string()
         begin = text.find(f"\n[{RECORD_PARAM}: ")
         if begin < 0:
             return None
         value = text[begin + len(RECORD_PARAM) + 4:text.index("]", begin)]
-    return _decode_record(value)
+    fields = _decode_record(value)
+    if fields is None:
+        return None
+    return core.parse_record(fields, _RECORD_WHERE, booster.num_model_per_iteration())
+
+
+def record(booster):
+    """The loss record of a booster (dict with ``version``, ``loss``, ``task``,
+    ``num_class``, ``start``, ``start_in_trees``), validated against the booster; None for a
+    booster trained without gbloss's parameters."""
+    rec = _read_record(_booster(booster))
+    return None if rec is None else rec.as_dict()
 
 
 def _booster(model):
@@ -440,15 +326,15 @@ def _booster(model):
 def _check_params(params):
     for key, why in (("objective", "gbloss passes its objective"),
                      ("valid", "gbloss stores the loss record in it")):
-        present = [a for a in _ALIASES[key] if a in params]
+        present = [a for a in LIGHTGBM_ALIASES[key] if a in params]
         if present:
             raise ValueError(f"remove params[{present[0]!r}]: {why} (see the notes of "
                              "gbloss.lightgbm)")
-    if str(_get(params, "boosting", "gbdt")).lower() in ("rf", "random_forest"):
+    if str(core.lightgbm_param(params, "boosting", "gbdt")).lower() in ("rf", "random_forest"):
         raise ValueError("boosting='rf' is not supported: LightGBM's random forest takes no "
                          "init_score, so it cannot start from the loss's start; use "
                          "boosting='gbdt' (with bagging for randomness) or 'dart'")
-    metric_value = _get(params, "metric")
+    metric_value = core.lightgbm_param(params, "metric")
     if metric_value not in (None, "None", "none", "", "null", "na", "custom", []):
         raise ValueError(f"remove params['metric'] = {metric_value!r}: with a custom objective "
                          "LightGBM computes built-in metrics on raw scores (and early stopping "
@@ -458,8 +344,9 @@ def _check_params(params):
 
 
 def _start_fits_in_trees(params):
-    boosting = str(_get(params, "boosting", "gbdt")).lower()
-    return boosting in ("gbdt", "gbrt", "goss") and not _get(params, "linear_tree", False)
+    boosting = str(core.lightgbm_param(params, "boosting", "gbdt")).lower()
+    linear = core.lightgbm_param(params, "linear_tree", False)
+    return boosting in ("gbdt", "gbrt", "goss") and not linear
 
 
 def _n_rows(dataset, what):
@@ -477,13 +364,6 @@ def _set_start(datasets, task, start):
         ds.set_init_score(init)
 
 
-def _prepare(loss, train_set, num_class):
-    task, y, n_out = _target(loss, _labels(train_set), num_class)
-    if not loss.is_prepared:
-        loss = loss.prepare(y, n_classes=n_out if task == MULTICLASS else None)
-    return loss, task, _start(loss, task, y, _weights(train_set), n_out), n_out
-
-
 def _unique_sets(train_set, valid_sets):
     seen, sets = {id(train_set)}, [train_set]
     for ds in valid_sets or ():
@@ -499,14 +379,15 @@ def _unique_sets(train_set, valid_sets):
 def _make_params(loss, train_set, params, valid_sets, *, hessian_scale, n_threads, in_trees):
     params = dict(params or {})
     _check_params(params)
-    loss, task, start, n_out = _prepare(loss, train_set, _get(params, "num_class"))
+    loss, task, start, n_out = _training_target(loss, train_set,
+                                                core.lightgbm_param(params, "num_class"))
     _set_start(_unique_sets(train_set, valid_sets), task, start)
-    for alias in _ALIASES["metric"]:
+    for alias in LIGHTGBM_ALIASES["metric"]:
         params.pop(alias, None)
     params["objective"] = Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
     params["objective"].expected_start = start  # spares recomputing it on the first round
     params["metric"] = "None"
-    params[RECORD_PARAM] = _encode_record(loss, task, start, n_out, in_trees)
+    params[RECORD_PARAM] = _encode_record(core.make_record(loss, task, start, n_out, in_trees))
     return params, loss, task, start
 
 
@@ -607,43 +488,33 @@ def predict_raw(booster, data, *, num_iteration=None):
                          booster, data)
     raw = np.asarray(booster.predict(data, raw_score=True, num_iteration=num_iteration),
                      dtype=np.float64)
-    rec = record(booster)
-    if rec is not None and not rec["start_in_trees"]:
-        start = np.asarray(rec["start"], dtype=np.float64)
-        raw = raw + (start[0] if rec["task"] == BINARY else start)
+    rec = _read_record(booster)
+    if rec is not None and not rec.start_in_trees:
+        raw = raw + (rec.start[0] if rec.task == BINARY else rec.start)
     return raw
 
 
-def predict_proba(booster, data, *, loss=None, num_iteration=None):
-    """Probabilities of a booster trained with a gbloss objective, through the loss's link.
+def predict_proba(booster, data, *, loss=None, calibrate=True, num_iteration=None):
+    """Probabilities P(y | x) of a booster trained with a gbloss objective.
 
-    Binary: ``P(y=1)``, shape (n,); multiclass: softmax, (n, K). The loss comes from the
-    booster's record (:func:`train`, :func:`params`, :func:`dask_train`; kept by saving and
-    loading) or, for a booster trained without gbloss's parameters, from ``loss=`` (its raw
-    scores are then taken as they are). ``data`` and ``num_iteration`` as in
+    Binary: ``P(y=1)``, shape (n,); multiclass: (n, K), rows summing to 1. ``calibrate=True``
+    (default) inverts the loss's bias (:meth:`gbloss.Loss.predict_proba`; focal
+    and ASL links are not probabilities, proper losses are left as they are);
+    ``calibrate=False`` gives the loss's plain link (sigmoid or softmax of the raw scores). The
+    loss comes from the booster's record (:func:`train`, :func:`params`, :func:`dask_train`;
+    kept by saving and loading) or, for a booster trained without gbloss's parameters, from
+    ``loss=`` (its raw scores are then taken as they are). ``data`` and ``num_iteration`` as in
     :func:`predict_raw`.
     """
     booster = _booster(booster)
     if _is_dask(data):
         return _dask_map(functools.partial(predict_proba, booster, loss=loss,
-                                           num_iteration=num_iteration), booster, data)
+                                           calibrate=calibrate, num_iteration=num_iteration),
+                         booster, data)
     raw = predict_raw(booster, data, num_iteration=num_iteration)
-    rec = record(booster)
-    if rec is not None:
-        stored = loss_from_dict(rec["loss"])
-        if loss is not None and not same_loss(loss, stored):
-            raise ValueError(f"loss={loss!r} differs from the loss the booster was trained with, "
-                             f"{stored!r}: drop loss=")
-        loss, task = stored, rec["task"]
-    elif loss is None:
-        raise ValueError("the booster carries no gbloss loss (trained with plain lightgbm.train "
-                         "without gbloss.lightgbm.params): pass loss=")
-    else:
-        check_prepared(loss, "lightgbm")
-        task = BINARY if raw.ndim == 1 else MULTICLASS
-    if task == MULTILABEL:  # pragma: no cover - never written by this module
-        raise ValueError("multi-label records are not supported")
-    return loss.predict_proba(raw, task=None if task == BINARY else task, calibrate=False)
+    loss, task = core.prediction_loss(ENGINE, _read_record(booster), loss,
+                                      lambda: BINARY if raw.ndim == 1 else MULTICLASS)
+    return core.probabilities(loss, raw, task, calibrate)
 
 
 def _is_dask(data):
@@ -668,27 +539,24 @@ def _dask_map(predict, booster, data):
 # -- Dask ------------------------------------------------------------------------------------
 
 
-def _part_stats(y, weight):
-    """Label statistics of one partition: class counts and weighted class masses (labels must
-    be class ids; LightGBM's Dask classifier label-encodes them)."""
+def _block_summary(y):
+    """What the task of Dask training depends on, for one block of labels (class ids)."""
     y = np.asarray(y, dtype=np.float64).ravel()
-    w = np.ones(y.shape[0]) if weight is None else np.asarray(weight, np.float64).ravel()
     if np.isnan(y).any():
         return {"error": "the labels contain NaN: every row needs a label"}
     if np.any((y < 0) | (y != np.floor(y))):
         return {"error": f"labels must be class ids 0, 1, ..., K-1 for Dask training; got "
                          f"values in [{y.min()}, {y.max()}]"}
-    idx = y.astype(np.intp)
-    size = int(idx.max()) + 1 if idx.size else 0
-    return {"n": y.shape[0], "counts": np.bincount(idx, minlength=size),
-            "masses": np.bincount(idx, weights=w, minlength=size)}
+    return {"max": float(y.max()) if y.size else -1.0}
 
 
-def _padded(arrays, size):
-    out = np.zeros(size)
-    for a in arrays:
-        out[:a.size] += a
-    return out
+def _block_stats(loss, y, weight, num_class):
+    """Label statistics of one block (None for an empty one)."""
+    y = np.asarray(y)
+    if y.size == 0:
+        return None
+    target = core.resolve_target(ENGINE, loss, y, None, num_class)
+    return core.label_stats(target, weight)
 
 
 def _blocks(collection):
@@ -701,7 +569,9 @@ def _blocks(collection):
 
 
 def _global_target(client, loss, y, sample_weight, num_class):
-    """Task, prepared loss and start from all partitions of the Dask labels (and weights)."""
+    """Prepared loss, task, start and outputs per row from all partitions of the Dask labels
+    (and weights): one pass finds the task (the largest class id), a second sums the label
+    statistics."""
     import dask
 
     y_blocks = _blocks(y)
@@ -709,36 +579,33 @@ def _global_target(client, loss, y, sample_weight, num_class):
     if len(w_blocks) != len(y_blocks):
         raise ValueError(f"sample_weight has {len(w_blocks)} partitions but y has "
                          f"{len(y_blocks)}: chunk them alike")
-    stats = client.gather(client.compute([dask.delayed(_part_stats)(yb, wb)
-                                          for yb, wb in zip(y_blocks, w_blocks, strict=True)]))
-    for s in stats:
+    summaries = client.gather(client.compute([dask.delayed(_block_summary)(b)
+                                              for b in y_blocks]))
+    for s in summaries:
         if "error" in s:
             raise ValueError(s["error"])
-    size = max(s["counts"].size for s in stats)
+    largest = max(s["max"] for s in summaries)
     num_class = int(num_class or 0)
-    if num_class <= 1 and size > 2 and MULTICLASS not in loss.tasks:
-        _target(loss, np.array([size - 1.0]), 0)  # raises: no multiclass form
-    k = num_class if num_class > 1 else (size if size > 2 else 0)
-    if k and size > k:
-        raise ValueError(f"multiclass labels must be integers in 0..{k - 1} "
-                         f"(num_class={k}); got class ids up to {size - 1}")
-    counts = _padded([s["counts"] for s in stats], max(k, 2))
-    masses = _padded([s["masses"] for s in stats], max(k, 2))
-    present = [int(np.count_nonzero(s["counts"])) for s in stats]
-    if k and min(present) < k:
-        raise ValueError(f"a partition of y holds only {min(present)} of the {k} classes: "
-                         "LightGBM's DaskLGBMClassifier encodes labels on each worker, so "
-                         "every partition needs every class; shuffle or repartition y")
-    if k:
-        task, _, _ = _target(loss, np.arange(k, dtype=np.float64), k)
-        if not loss.is_prepared:
-            loss = loss.prepare(LabelStats(MULTICLASS, counts, counts))
-        return loss, task, _start(loss, task, np.arange(k, dtype=np.float64), masses, k), k
-    task, _, _ = _target(loss, np.array([0.0, 1.0]), 0)
-    if not loss.is_prepared:
-        loss = loss.prepare(LabelStats(BINARY, counts[:2], counts[:2]))
-    # two rows, label 1 and 0, carrying the weighted class masses
-    return loss, task, _start(loss, task, np.array([1.0, 0.0]), masses[[1, 0]], 1), 1
+    if num_class <= 1 and largest > 1:
+        # class ids > 1: multiclass, or the message of a loss without a multiclass form
+        num_class = int(largest) + 1 if MULTICLASS in loss.tasks else 0
+        core.resolve_target(ENGINE, loss, [largest], 1, num_class)
+    stats = client.gather(client.compute([
+        dask.delayed(_block_stats)(loss, yb, wb, num_class)
+        for yb, wb in zip(y_blocks, w_blocks, strict=True)]))
+    stats = [s for s in stats if s is not None]
+    if not stats:
+        raise ValueError("y has no rows")
+    if num_class > 1:
+        present = min(int(np.count_nonzero(s.counts)) for s in stats)
+        if present < num_class:
+            raise ValueError(f"a partition of y holds only {present} of the {num_class} "
+                             "classes: LightGBM's DaskLGBMClassifier encodes labels on each "
+                             "worker, so every partition needs every class; shuffle or "
+                             "repartition y")
+    total = LabelStats.total(stats)
+    loss, start = core.training_start(loss, total)
+    return loss, total.task, start, total.n_outputs
 
 
 def _constant_like(y, task, start):
@@ -774,15 +641,15 @@ def dask_train(client, params, X, y, num_boost_round=100, *, loss, sample_weight
     for key in ("init_score", "eval_init_score", "eval_metric"):
         if key in fit_kwargs:
             raise TypeError(f"{key}= is set by gbloss (or not supported on Dask); drop it")
-    num_class = _get(params, "num_class")
+    num_class = core.lightgbm_param(params, "num_class")
     loss, task, start, n_out = _global_target(client, loss, y, sample_weight, num_class)
-    for alias in _ALIASES["num_class"]:
+    for alias in LIGHTGBM_ALIASES["num_class"]:
         params.pop(alias, None)  # DaskLGBMClassifier sets it from the classes
     in_trees = _start_fits_in_trees(params)
     obj = Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
     obj.expected_start = start
-    params.update(metric="None", **{RECORD_PARAM: _encode_record(loss, task, start, n_out,
-                                                                  in_trees)})
+    params.update(metric="None", **{RECORD_PARAM: _encode_record(
+        core.make_record(loss, task, start, n_out, in_trees))})
     model = lightgbm.DaskLGBMClassifier(client=client, objective=obj,
                                         n_estimators=int(num_boost_round), **params)
     model.fit(X, y, sample_weight=sample_weight, init_score=_constant_like(y, task, start),

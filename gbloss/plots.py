@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from sklearn import metrics as skm
 
 from .losses import BINARY, MULTICLASS, FocalLoss
@@ -39,8 +40,12 @@ def save(fig, path, dpi=110):
 
 
 def decision_regions(panels, X_test, y_test, X_train=None, *, class_names=None,
-                     feature_names=("x0", "x1"), resolution=300, ncols=3):
+                     feature_names=("x0", "x1"), resolution=300, ncols=3,
+                     title="Decision regions on the first test fold (shading: predicted class)"):
     """Decision regions of fitted models on two features, one panel per model.
+
+    The regions are the predicted class of each cell of a ``resolution`` x ``resolution`` grid,
+    drawn as pixels: a region one cell wide shows as such, not as a pair of contour lines.
 
     Parameters
     ----------
@@ -54,8 +59,9 @@ def decision_regions(panels, X_test, y_test, X_train=None, *, class_names=None,
     pts = X_test if X_train is None else np.vstack([X_test, X_train])
     lo, hi = np.nanmin(pts, axis=0), np.nanmax(pts, axis=0)
     pad = 0.05 * (hi - lo + 1e-12)
-    g0, g1 = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution),
-                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution))
+    extent = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+    g0, g1 = np.meshgrid(np.linspace(*extent[:2], resolution),
+                         np.linspace(*extent[2:], resolution))
     grid = np.column_stack([g0.ravel(), g1.ravel()])
     n_class = int(max(y_test.max(), 1)) + 1
     if class_names is None:
@@ -67,15 +73,13 @@ def decision_regions(panels, X_test, y_test, X_train=None, *, class_names=None,
     fig = Figure(figsize=(4.4 * ncols, 4.3 * nrows + 0.5), layout="constrained")
     axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
     order = np.argsort(-np.bincount(y_test.astype(np.intp), minlength=n_class)[y_test])
-    for ax, (title, est, acc, bal) in zip(axes, panels, strict=False):
+    for ax, (name, est, acc, bal) in zip(axes, panels, strict=False):
         regions = np.asarray(est.predict(grid)).reshape(g0.shape)
-        ax.contourf(g0, g1, regions, levels=np.arange(n_class + 1) - 0.5, cmap=fills)
-        if n_class > 1:
-            ax.contour(g0, g1, regions, levels=np.arange(n_class - 1) + 0.5, colors="0.25",
-                       linewidths=0.8)
+        ax.imshow(regions, origin="lower", extent=extent, aspect="auto", cmap=fills,
+                  vmin=-0.5, vmax=n_class - 0.5, interpolation="nearest")
         ax.scatter(X_test[order, 0], X_test[order, 1], s=9, linewidths=0.3, edgecolors="white",
                    c=[colours[int(k)] for k in y_test[order]])
-        ax.set_title(f"{title}\naccuracy {acc:.3f}, balanced accuracy {bal:.3f}", fontsize=10)
+        ax.set_title(f"{name}\naccuracy {acc:.3f}, balanced accuracy {bal:.3f}", fontsize=10)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     for j in range(ncols):  # the lowest panel of each column carries the x axis
@@ -85,44 +89,54 @@ def decision_regions(panels, X_test, y_test, X_train=None, *, class_names=None,
     for ax in axes[::ncols]:
         ax.set_ylabel(feature_names[1])
     counts = np.bincount(y_test.astype(np.intp), minlength=n_class)
-    handles = [Line2D([], [], marker="o", ls="", color=colours[k],
-                      label=f"class {class_names[k]!s} ({counts[k]} test points)")
-               for k in range(n_class)]
-    handles += [Line2D([], [], color="0.25", lw=0.8, label="decision boundary (predict)")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4),
+    handles = []
+    for k in range(n_class):  # one legend column per class: its points over its region
+        handles += [Line2D([], [], marker="o", ls="", color=colours[k],
+                           label=f"class {class_names[k]!s} ({counts[k]} test points)"),
+                    Patch(facecolor=_light(colours[k]), edgecolor="0.6", lw=0.5,
+                          label=f"predicted {class_names[k]!s}")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(n_class, 4),
                frameon=False)
-    fig.suptitle("Decision regions on the first test fold (shading: predicted class)")
+    fig.suptitle(title)
     return fig
 
 
-def pr_curves(oof, y, task, *, labels=None):
+def pr_curves(oof, y, task, *, labels=None, fold_means=None):
     """Precision-recall curves from out-of-fold probabilities, one per loss.
 
     ``oof``: {loss name: probabilities of every row from the fold that held it out}, (n, 2)
     binary (the positive class is column 1), (n, K) multiclass or multi-label, whose curves
-    pool every class / label (micro average).
+    pool every class / label (micro average). Each legend entry gives the average precision
+    (AP) of its curve, all folds pooled, and, from ``fold_means`` ({loss name: AP}), the mean
+    of the per-fold APs that the table reports (multiclass and multi-label: macro averages).
+    The legend sits under the axes, off the curves.
     """
     y = np.asarray(y)
-    fig = Figure(figsize=(6.4, 5.2), layout="constrained")
+    fold_means = fold_means or {}
+    fig = Figure(figsize=(6.4, 6.8), layout="constrained")
     ax = fig.subplots()
     if task == BINARY:
         truth = (y == 1).astype(int)
         what = f"positive class {labels[1]!s}" if labels is not None else "positive class"
+        kind = mean_kind = ""
     else:
         n_out = next(iter(oof.values())).shape[1]
         Y = (y[:, None] == np.arange(n_out)[None, :]) if task == MULTICLASS else y
         truth = np.asarray(Y, dtype=int).ravel()
         what = "micro average over " + ("classes, one-vs-rest" if task == MULTICLASS
                                         else "labels")
+        kind, mean_kind = "micro-", "macro "
     for k, (name, proba) in enumerate(oof.items()):
         score = proba[:, 1] if task == BINARY else proba.ravel()
         ok = np.isfinite(score)
         precision, recall, _ = skm.precision_recall_curve(truth[ok], score[ok])
         ap = skm.average_precision_score(truth[ok], score[ok])
+        label = f"{name} (pooled {kind}AP {ap:.3f}"
+        if name in fold_means:
+            label += f"; mean of folds {mean_kind}{fold_means[name]:.3f}"
         # earlier curves wider, so that identical ones (ce and la rank alike) both show
         ax.step(recall, precision, where="post", color=_COLOURS[k % len(_COLOURS)],
-                lw=max(3.2 - 0.5 * k, 1.2), ls="--" if "+" in name else "-",
-                label=f"{name} (pooled AP {ap:.3f})")
+                lw=max(3.2 - 0.5 * k, 1.2), ls="--" if "+" in name else "-", label=label + ")")
     prevalence = truth.mean()
     ax.axhline(prevalence, color="0.5", lw=0.8, ls=":",
                label=f"no skill (prevalence {prevalence:.3f})")
@@ -133,7 +147,11 @@ def pr_curves(oof, y, task, *, labels=None):
     ax.set_title(f"Precision-recall of the out-of-fold predictions, all folds pooled\n({what})",
                  fontsize=11)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=9)
+    title = "AP, average precision: pooled over the out-of-fold rows of all folds"
+    if fold_means:
+        title += ",\nand the mean of the per-fold APs (the table's PR-AUC)"
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), borderaxespad=0.0, fontsize=9,
+              title=title, title_fontsize=9, alignment="left")
     return fig
 
 

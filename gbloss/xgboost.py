@@ -9,7 +9,7 @@ The recipe (plain ``xgboost.train``)::
                         obj=gbx.objective(loss),
                         custom_metric=gbx.metric(loss, "average_precision"),
                         evals=[(dvalid, "valid")], early_stopping_rounds=20)
-    proba = gbx.predict_proba(booster, dtest, loss=loss)
+    proba = gbx.predict_proba(booster, dtest, loss=loss)   # calibrated P(y=1 | x)
 
 or in one call, with a booster that remembers its loss (also after ``save_model``/``load_model``)::
 
@@ -40,32 +40,33 @@ Design decisions
   ``maximize`` unset stops correctly; :class:`Metric` also exposes ``maximize``, and
   :func:`train` passes it. The default metric, computed on raw margins, is switched off
   (``disable_default_eval_metric``).
-* **Threads.** On Linux, importing this module before Numba has started its threads makes
-  Numba run its parallel loops in the OpenMP runtime XGBoost's wheel bundles
-  (:data:`OPENMP_SHARED`); the objective then uses all threads, inside XGBoost's own thread
-  pool. Otherwise (Numba or the system libgomp came first, ``GBLOSS_SHARE_OPENMP=0``) it runs
-  serially, since a parallel kernel in a second runtime fights XGBoost's spinning threads.
+* **Threads.** On Linux, gbloss's kernels run in the OpenMP runtime XGBoost's wheel bundles
+  when that is still possible at this module's first use (or at an early call of
+  :func:`share_openmp_runtime`); the objective then uses all threads, inside XGBoost's own
+  thread pool (``OPENMP_SHARED`` is True). Otherwise (Numba's threads or the system libgomp
+  came first, ``GBLOSS_SHARE_OPENMP=0``) it runs serially, since a parallel kernel in a second
+  runtime fights XGBoost's spinning threads. Importing this module changes nothing; the policy
+  and the ``GBLOSS_*`` variables are described in :mod:`gbloss._runtime`.
 """
 
-import ctypes
 import json
-import os
-import sys
 import warnings
 
-import numba
 import numpy as np
 import xgboost
 
-from . import _metrics
-from ._adapters import EngineMetric, EngineObjective, check_prepared, same_loss
-from .losses import BINARY, MULTICLASS, MULTILABEL, LabelStats, loss_from_dict
-from .losses import _loops as _kernels
+from . import _adapters as core
+from ._adapters import Engine, EngineMetric, EngineObjective, LabelStats
+from ._runtime import share_openmp_runtime
+from .losses import BINARY, MULTICLASS, MULTILABEL
 
-#: Booster attributes written by :func:`train` and :func:`dask_train`.
+#: Booster attributes that hold the model record (:func:`record`), one per record field.
+ATTR_VERSION = "gbloss_version"
 ATTR_LOSS = "gbloss_loss"
 ATTR_TASK = "gbloss_task"
+ATTR_NUM_CLASS = "gbloss_num_class"
 ATTR_START = "gbloss_start"
+_RECORD_WHERE = "the booster's attributes gbloss_*"
 
 #: Name XGBoost shows (and guesses the early-stopping direction from) for each gbloss metric.
 METRIC_NAMES = {
@@ -76,144 +77,42 @@ METRIC_NAMES = {
     "balanced_accuracy": "balanced_error",
 }
 _MULTI_STRATEGIES = ("one_output_per_tree", "multi_output_tree")
-_ALTERNATIVES = {
-    MULTICLASS: "FocalLoss, CrossEntropyLoss or LogitAdjustedLoss",
-    MULTILABEL: "FocalLoss, CrossEntropyLoss or AsymmetricLoss",
-}
 
+ENGINE = Engine(
+    module="gbloss.xgboost", name="XGBoost", dataset="DMatrix",
+    make_dataset="xgboost.DMatrix(X, label=y)", score="margin",
+    start_fix="build params with gbloss.xgboost.params(loss, dtrain, params) or train with "
+              "gbloss.xgboost.train",
+    untracked="trained with plain xgboost.train, not gbloss.xgboost.train")
 
-# -- one OpenMP runtime for XGBoost and Numba ------------------------------------------------
-
-
-class _DlInfo(ctypes.Structure):
-    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
-                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
-
-
-def _openmp_library_of(library):
-    """Path of the OpenMP runtime a loaded ``ctypes.CDLL`` resolves ``omp_*`` from, or None."""
-    try:
-        address = ctypes.cast(library.omp_get_max_threads, ctypes.c_void_p).value
-    except AttributeError:  # built without OpenMP
-        return None
-    info = _DlInfo()
-    if not ctypes.CDLL(None).dladdr(ctypes.c_void_p(address), ctypes.byref(info)):
-        return None
-    return os.fsdecode(info.dli_fname)
-
-
-def _thread_count():
-    return len(os.listdir("/proc/self/task"))
-
-
-def _share_openmp_runtime():
-    """Run Numba's parallel loops in the OpenMP runtime of XGBoost's library; True on success.
-
-    XGBoost's wheels bundle their own libgomp, whose threads spin on the cores after each of
-    XGBoost's parallel loops; a parallel kernel in Numba's separate runtime then competes with
-    them and slows training (benchmarks/bench_threads.py), so the objective would have to run
-    serially. Before Numba starts its threading layer, this makes XGBoost's runtime global
-    (``RTLD_GLOBAL``): Numba's ``omp`` layer, loaded afterwards, binds to it, and its parallel
-    loops run in XGBoost's thread pool (as LightGBM and Numba share the system libgomp). It
-    does nothing, and returns False, off Linux, when Numba's threading layer has started
-    already, when another libgomp is loaded (a library bound to it would compete again), or
-    when the check fails: a parallel Numba loop must start no thread of its own.
-    ``GBLOSS_SHARE_OPENMP=0`` switches it off.
-    """
-    n = numba.config.NUMBA_NUM_THREADS
-    if (os.environ.get("GBLOSS_SHARE_OPENMP", "1") == "0" or not sys.platform.startswith("linux")
-            or getattr(numba.np.ufunc.parallel, "_is_initialized", True) or n < 2):
-        return False
-    try:
-        with open("/proc/self/maps") as maps:
-            if any("/libgomp.so" in line for line in maps):
-                return False
-        path = _openmp_library_of(xgboost.core._LIB)
-        if path is None:
-            return False
-        start_region = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL | os.RTLD_NOLOAD).GOMP_parallel
-    except (OSError, AttributeError):  # no /proc, no dladdr, not libgomp: leave them apart
-        return False
-    # start the runtime's threads with one parallel region of its own
-    region = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _: None)
-    start_region(region, None, ctypes.c_uint(n), ctypes.c_uint(0))
-    before = _thread_count()
-    numba.get_num_threads()  # starts Numba's threading layer, bound to the global runtime
-    if numba.threading_layer() != "omp":
-        return False
-    _kernels.check_weights.parallel(np.zeros(4 * n))
-    return _thread_count() == before
-
-
-#: Whether gbloss's kernels run in XGBoost's OpenMP runtime (decided on import, before Numba
-#: starts its threads; see :func:`_share_openmp_runtime`). :class:`Objective` then uses all
-#: threads by default, else one.
-OPENMP_SHARED = _share_openmp_runtime()
-
-
-# -- targets ---------------------------------------------------------------------------------
-
-
-def _target(loss, y, n_rows, num_class):
-    """The task and the labels in the loss's shape, from XGBoost's flat labels.
-
-    ``num_class``: the number of margin columns XGBoost gives a 1-D label (0 or None: one).
-    Raises with the setting to change when the loss cannot serve the target.
-    """
-    y = np.asarray(y, dtype=np.float64)
-    name = type(loss).__name__
-    if n_rows == 0:
-        raise ValueError("the training DMatrix has no rows")
-    if y.size == 0:
-        raise ValueError("the DMatrix has no labels: create it with DMatrix(X, label=y)")
-    if y.size % n_rows:
-        raise ValueError(f"the DMatrix has {y.size} labels for {n_rows} rows")
-    n_out = y.size // n_rows
-    num_class = int(num_class or 0)
-    if n_out > 1:
-        if num_class:
-            raise ValueError(f"labels of shape ({n_rows}, {n_out}) are a multi-label target, "
-                             f"which takes no num_class: remove num_class={num_class} from params "
-                             "(or pass 1-D class labels for a multiclass target)")
-        task, y = MULTILABEL, y.reshape(n_rows, n_out)
-    elif num_class > 1:
-        task, n_out = MULTICLASS, num_class
-    else:
-        task = BINARY
-        if np.nanmax(y) > 1 and np.all(y == np.floor(y)):
-            k = int(np.nanmax(y)) + 1
-            hint = (f"for a multiclass target set params['num_class'] = {k}"
-                    if MULTICLASS in loss.tasks else
-                    f"{name} has no multiclass form: use {_ALTERNATIVES[MULTICLASS]} with "
-                    f"params['num_class'] = {k}")
-            raise ValueError(f"binary labels must lie in [0, 1] but they hold class ids up to "
-                             f"{k - 1}: {hint}")
-        if np.isnan(y).any() or np.any((y < 0) | (y > 1)):
-            raise ValueError(f"y must hold labels in [0, 1] (0/1, or soft labels) for binary "
-                             f"{name}; got values in [{np.min(y)}, {np.max(y)}]")
-    if task not in loss.tasks:
-        if task == MULTICLASS:
-            fix = (f"XGBoost gives it {n_out} margins per row because params has "
-                   f"num_class={num_class}: remove num_class for a binary target, or use "
-                   f"{_ALTERNATIVES[MULTICLASS]}")
-        else:
-            fix = f"use {_ALTERNATIVES[task]}"
-        raise ValueError(f"{name} does not support {task} targets ({fix})")
-    return task, y, n_out
-
-
-def _n_outputs(task, n_out):
-    return 1 if task == BINARY else n_out
-
-
-def _start(loss, task, y, weight, n_out):
-    start = loss.init_score(y, weight, n_classes=n_out if task == MULTICLASS else None)
-    return float(start) if task == BINARY else np.asarray(start, dtype=np.float64)
+# -- what XGBoost hands over -----------------------------------------------------------------
 
 
 def _weights(dmatrix):
     w = dmatrix.get_weight()
-    return np.asarray(w, dtype=np.float64) if w.size else None
+    return w if w.size else None
+
+
+def _num_class(labels, n_rows, predt):
+    """The ``num_class`` XGBoost's margins imply for 1-D labels (0 for one margin per row)."""
+    n_cols = 1 if predt.ndim == 1 else predt.shape[1]
+    return n_cols if labels.size == n_rows and n_cols > 1 else 0
+
+
+def __getattr__(name):
+    """``OPENMP_SHARED``: whether gbloss's kernels run in XGBoost's OpenMP runtime (decided
+    now if this module has not been used yet; see :func:`share_openmp_runtime`)."""
+    if name == "OPENMP_SHARED":
+        return share_openmp_runtime()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _training_target(loss, dtrain, num_class):
+    """The prepared loss, task and start of a training DMatrix."""
+    share_openmp_runtime()  # before the start's kernels start Numba's threads
+    target = core.resolve_target(ENGINE, loss, dtrain.get_label(), dtrain.num_row(), num_class)
+    loss, start = core.training_start(loss, core.label_stats(target, _weights(dtrain)))
+    return loss, target.task, start
 
 
 # -- objective -------------------------------------------------------------------------------
@@ -223,11 +122,12 @@ class Objective(EngineObjective):
     """A gbloss loss as an XGBoost objective: ``xgb.train(..., obj=Objective(loss))``.
 
     ``obj(predt, dtrain) -> (grad, hess)`` with ``predt``'s shape ((n,) binary, (n, K)
-    multiclass and multi-label) in float32. Per DMatrix it reads labels and weights once
-    (``get_label`` copies on every call), validates them once, and refills the same gradient
-    buffers every round (XGBoost copies them right away). DMatrix weights multiply gradient and
-    Hessian. On the first round it warns when training does not start from the loss's start
-    (``base_score`` not set by :func:`params`).
+    multiclass and multi-label) in float32. Per DMatrix and thread it validates labels and
+    weights once, rereads them every round (a change is validated again, never missed) and
+    refills the same gradient buffers (XGBoost copies them right away); see
+    :mod:`gbloss._adapters`. DMatrix weights multiply gradient and Hessian. On the first round
+    it warns when training does not start from the loss's start (``base_score`` not set by
+    :func:`params`).
 
     Parameters
     ----------
@@ -238,17 +138,14 @@ class Objective(EngineObjective):
         ``multi:softprob`` Hessian ``2 p(1 - p)``; 1.0 (default) is gbloss's diagonal.
     n_threads : int or None
         Numba threads for the kernel. None (default): all of them when gbloss's kernels run in
-        XGBoost's own OpenMP runtime (:data:`OPENMP_SHARED`, decided in each process), else 1,
-        the serial kernel on XGBoost's calling thread: XGBoost's wheels bundle an OpenMP
-        runtime whose threads keep spinning on the cores after each of XGBoost's parallel
-        loops, and a parallel kernel in a separate runtime competes with them (1.83x the
-        built-in objective's training time against 1.16x serially, 200k rows,
-        benchmarks/bench_threads.py).
+        XGBoost's own OpenMP runtime (:func:`share_openmp_runtime`, decided in each process on
+        first use), else 1, the serial kernel on XGBoost's calling thread (the thread policy:
+        :mod:`gbloss._runtime`).
 
-    The object pickles (for Dask) without its per-DMatrix caches.
+    The object pickles (for Dask) without its per-DMatrix state.
     """
 
-    engine = "xgboost"
+    engine = ENGINE
 
     def __init__(self, loss, *, hessian_scale=1.0, n_threads=None):
         super().__init__(loss, hessian_scale, n_threads)
@@ -256,68 +153,19 @@ class Objective(EngineObjective):
     def _threads(self):
         if self.n_threads is not None:
             return self.n_threads
-        return None if OPENMP_SHARED else 1
+        return None if share_openmp_runtime() else 1
 
     def __call__(self, predt, dtrain):
-        entry = self._cache.get(dtrain)
-        if entry is None or entry[2][0].shape != predt.shape:
-            entry = self._first_call(predt, dtrain)  # fills the buffers for this round too
-            first = True
-        else:
-            first = False
-        task, y, (grad, hess), weight = entry
-        if task is None:
-            return grad, hess
-        if not first:
-            self.loss.gradient_hessian(y, predt.reshape(grad.shape), weight, out=(grad, hess),
-                                       n_threads=self._threads(), check_input=False)
-        if self.hessian_scale != 1.0:
-            hess *= self.hessian_scale
-        return grad, hess
-
-    def _first_call(self, predt, dtrain):
         predt = np.asarray(predt)
         n_rows = dtrain.num_row()
         if n_rows == 0:  # a Dask worker without rows of this DMatrix
-            entry = (None, None, (np.empty(predt.shape, np.float32),) * 2, None)
-            self._cache[dtrain] = entry
-            return entry
-        if predt.shape[0] != n_rows or predt.ndim > 2:
+            return (np.empty(predt.shape, np.float32),) * 2
+        if predt.shape[0] != n_rows:
             raise ValueError(f"XGBoost passed predictions of shape {predt.shape} for "
                              f"{n_rows} rows")
-        n_cols = 1 if predt.ndim == 1 else predt.shape[1]
-        y_flat = dtrain.get_label()
-        task, y, n_out = _target(self.loss, y_flat, n_rows,
-                                 n_cols if y_flat.size == n_rows and n_cols > 1 else 0)
-        if _n_outputs(task, n_out) != n_cols:
-            raise ValueError(f"{task} labels with {_n_outputs(task, n_out)} outputs but XGBoost "
-                             f"passed {n_cols} margins per row")
-        shape = (n_rows,) if task == BINARY else (n_rows, n_out)
-        weight = _weights(dtrain)
-        raw = predt.reshape(shape)
-        buffers = (np.empty(shape, np.float32), np.empty(shape, np.float32))
-        # one validated call: labels in the loss's domain, weights finite and >= 0
-        self.loss.gradient_hessian(y, raw, weight, out=buffers, n_threads=self._threads())
-        self._warn_start(raw, task, y, weight, n_out)
-        entry = (task, y, buffers, weight)
-        self._cache[dtrain] = entry
-        return entry
-
-    def _warn_start(self, raw, task, y, weight, n_out):
-        first = raw[0]
-        if not np.all(raw == first):
-            return  # continued training or base_margin: not the constant start
-        expected = self.expected_start
-        if expected is None:
-            expected = _start(self.loss, task, y, weight, n_out)
-        gap = np.asarray(first, np.float64) - expected
-        if task == MULTICLASS:
-            gap = gap - gap.mean()  # softmax margins are shift invariant
-        if np.max(np.abs(gap)) > 1e-4:
-            warnings.warn(f"training starts from the margin {np.round(first, 4).tolist()}, not "
-                          f"from the start of {self.loss!r} ({np.round(expected, 4).tolist()}): "
-                          "build params with gbloss.xgboost.params(loss, dtrain, params) or "
-                          "train with gbloss.xgboost.train", UserWarning, stacklevel=4)
+        labels = dtrain.get_label()
+        return self._gradients(dtrain, predt, labels, _weights(dtrain),
+                               _num_class(labels, n_rows, predt))
 
 
 def objective(loss, *, hessian_scale=1.0, n_threads=None):
@@ -336,15 +184,15 @@ class Metric(EngineMetric):
     scikit-learn (see :mod:`gbloss._metrics`), with the DMatrix weights. Names as XGBoost shows
     them (:data:`METRIC_NAMES`):
 
-    ======================  ================  ==================================  ==========
-    ``names`` entry         shown as          value                               stopping
-    ======================  ================  ==================================  ==========
-    ``loss``                ``loss``          weighted mean loss                  minimise
-    ``average_precision``   ``auc_pr``        average precision (PR-AUC)          maximise
-    ``roc_auc``             ``auc_roc``       ROC-AUC                             maximise
-    ``log_loss``            ``log_loss``      log-loss of the probabilities       minimise
-    ``balanced_accuracy``   ``balanced_error`` 1 - balanced accuracy              minimise
-    ======================  ================  ==================================  ==========
+    ======================  ==================  ==================================  ==========
+    ``names`` entry         shown as            value                               stopping
+    ======================  ==================  ==================================  ==========
+    ``loss``                ``loss``            weighted mean loss                  minimise
+    ``average_precision``   ``auc_pr``          average precision (PR-AUC)          maximise
+    ``roc_auc``             ``auc_roc``         ROC-AUC                             maximise
+    ``log_loss``            ``log_loss``        log-loss of the probabilities       minimise
+    ``balanced_accuracy``   ``balanced_error``  1 - balanced accuracy               minimise
+    ======================  ==================  ==================================  ==========
 
     Early stopping follows the *last* name. XGBoost guesses maximisation from a name's prefix
     (``auc...``), so the shown names stop in the right direction even with ``maximize``
@@ -353,7 +201,7 @@ class Metric(EngineMetric):
     each metric is the exact value over the whole eval set, the same on every worker.
     """
 
-    engine = "xgboost"
+    engine = ENGINE
 
     def __init__(self, loss, names="loss"):
         super().__init__(loss, names, METRIC_NAMES)
@@ -365,33 +213,22 @@ class Metric(EngineMetric):
         return METRIC_NAMES[self.names[-1]].startswith("auc")
 
     def __call__(self, predt, dmatrix):
+        share_openmp_runtime()
         predt = np.asarray(predt)
-        entry = self._cache.get(dmatrix)
-        if entry is None:
-            n_rows, n_cols = dmatrix.num_row(), 1 if predt.ndim == 1 else predt.shape[1]
-            y_flat = dmatrix.get_label()
-            y = None
-            if n_rows:  # a Dask worker may hold no rows of an eval set
-                _, y, _ = _target(self.loss, y_flat, n_rows,
-                                  n_cols if y_flat.size == n_rows and n_cols > 1 else 0)
-            entry = (y, _weights(dmatrix))
-            self._cache[dmatrix] = entry
-        y, weight = entry
-        raw = None
-        if y is not None:
-            raw = predt.reshape(y.shape[0], -1)
-            raw = raw[:, 0] if raw.shape[1] == 1 else raw
+        n_rows = dmatrix.num_row()
+        y = raw = weight = None
+        if n_rows:  # a Dask worker may hold no rows of an eval set
+            labels = dmatrix.get_label()
+            target = core.resolve_target(ENGINE, self.loss, labels, n_rows,
+                                         _num_class(labels, n_rows, predt))
+            y, raw, weight = target.y, predt.reshape(target.shape), _weights(dmatrix)
         if xgboost.collective.is_distributed():
             y, raw, weight = _gather(y, raw, weight)
         if y is None:
             return [(METRIC_NAMES[n], float("nan")) for n in self.names]
-        values = [(METRIC_NAMES[n], self._value(n, y, raw, weight)) for n in self.names]
+        values = [(METRIC_NAMES[n], 1.0 - v if n == "balanced_accuracy" else v)
+                  for n, v in self._values(y, raw, weight)]
         return values[0] if len(values) == 1 else values
-
-    def _value(self, name, y, raw, weight):
-        value = _metrics.metric_value(name, self.loss, y, raw, weight)
-        return 1.0 - value if name == "balanced_accuracy" else value
-
 
 def metric(loss, names="loss"):
     """The ``custom_metric=`` callable for ``xgboost.train``; see :class:`Metric`.
@@ -430,7 +267,6 @@ def _gather(y, raw, weight):
     return (y_all[:, 0] if y_width == 1 else y_all, raw_all[:, 0] if raw_width == 1 else raw_all,
             buf[:, -1] if weighted else None)
 
-
 # -- parameters and training -----------------------------------------------------------------
 
 
@@ -461,13 +297,8 @@ def _check_strategy(params, task, loss):
                          "multi_strategy from params")
 
 
-def _make_params(loss, dtrain, params, *, start=None, task=None):
-    params = dict(params or {})
-    _check_params(params)
-    if start is None:
-        task, y, n_out = _target(loss, dtrain.get_label(), dtrain.num_row(),
-                                 params.get("num_class"))
-        start = _start(loss, task, y, _weights(dtrain), n_out)
+
+def _with_start(params, loss, task, start):
     _check_strategy(params, task, loss)
     params["base_score"] = start if task == BINARY else [float(s) for s in start]
     params["disable_default_eval_metric"] = 1
@@ -482,15 +313,11 @@ def params(loss, dtrain, params=None):
     multi-label) and ``disable_default_eval_metric=1``. Checks the target against the loss and
     ``num_class``/``multi_strategy``, and refuses ``objective`` and ``base_score`` entries.
     """
-    check_prepared(loss, "xgboost")
-    return _make_params(loss, dtrain, params)
-
-
-def _prepare(loss, dtrain, num_class):
-    task, y, n_out = _target(loss, dtrain.get_label(), dtrain.num_row(), num_class)
-    if not loss.is_prepared:
-        loss = loss.prepare(y, n_classes=n_out if task == MULTICLASS else None)
-    return loss, task, _start(loss, task, y, _weights(dtrain), n_out)
+    core.check_prepared(loss, ENGINE)
+    params = dict(params or {})
+    _check_params(params)
+    loss, task, start = _training_target(loss, dtrain, params.get("num_class"))
+    return _with_start(params, loss, task, start)
 
 
 def _metric_and_direction(loss, metric_names, maximize):
@@ -504,15 +331,22 @@ def _metric_and_direction(loss, metric_names, maximize):
     return custom, maximize
 
 
-def _remember(booster, loss, task, start):
-    booster.set_attr(**{ATTR_LOSS: json.dumps(loss.to_dict()), ATTR_TASK: task,
-                        ATTR_START: json.dumps(np.atleast_1d(start).tolist())})
-
-
 def _check_kwargs(kwargs):
     for key in ("obj", "custom_metric"):
         if key in kwargs:
             raise TypeError(f"{key}= is set by gbloss from loss= (and metric=); drop it")
+
+
+def _training_setup(params, kwargs, training_target):
+    """Checked training parameters with the start, and the prepared loss, task and start."""
+    _check_kwargs(kwargs)
+    params = dict(params or {})
+    _check_params(params)
+    loss, task, start = training_target(params.get("num_class"))
+    train_params = _with_start(params, loss, task, start)
+    if kwargs.get("xgb_model") is not None:
+        del train_params["base_score"]  # continue from the model's own start
+    return train_params, loss, task, start
 
 
 def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None,
@@ -538,12 +372,10 @@ def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None
     ``process_type="update"``) gbloss warns and trains with the host objective, whose per-round
     copies cost several times the built-in objective's time (shared/reference/gpu.md).
     """
-    _check_kwargs(kwargs)
-    params = dict(params or {})
-    loss, task, start = _prepare(loss, dtrain, params.get("num_class"))
-    train_params = _make_params(loss, dtrain, params, start=start, task=task)
-    if kwargs.get("xgb_model") is not None:
-        del train_params["base_score"]  # continue from the model's own start
+    hessian_scale = core.check_hessian_scale(hessian_scale)  # the GPU loop takes it too
+    n_threads = core.check_n_threads(n_threads)
+    train_params, loss, task, start = _training_setup(
+        params, kwargs, lambda num_class: _training_target(loss, dtrain, num_class))
     custom, maximize = _metric_and_direction(loss, metric, maximize)
     loop = _device_loop(train_params, X)
     if loop is None:
@@ -557,7 +389,7 @@ def train(params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None
         booster = loop(train_params, dtrain, num_boost_round, X=X, loss=loss,
                        hessian_scale=hessian_scale, evals=evals, custom_metric=custom,
                        maximize=maximize, early_stopping_rounds=early_stopping_rounds, **kwargs)
-    _remember(booster, loss, task, start)
+    _store_record(booster, core.make_record(loss, task, start, np.size(start), True))
     return booster
 
 
@@ -589,25 +421,52 @@ def _device_loop(params, X):
     return cuda.train_xgboost
 
 
-# -- prediction ------------------------------------------------------------------------------
+# -- the model record ------------------------------------------------------------------------
 
 
-def _loss_and_task(booster, loss, raw):
-    spec = booster.attr(ATTR_LOSS)
-    if spec is not None:
-        stored = loss_from_dict(json.loads(spec))
-        if loss is not None and not same_loss(loss, stored):
-            raise ValueError(f"loss={loss!r} differs from the loss the booster was trained with, "
-                             f"{stored!r}: drop loss=")
-        return stored, booster.attr(ATTR_TASK)
-    if loss is None:
-        raise ValueError("the booster carries no gbloss loss (trained with plain xgboost.train, "
-                         "not gbloss.xgboost.train): pass loss=")
-    check_prepared(loss, "xgboost")
-    if raw.ndim == 1:
-        return loss, BINARY
+def _store_record(booster, rec):
+    """Keep the record (:func:`gbloss._adapters.make_record`) as booster attributes, which
+    ``save_model`` keeps: the task as text, every other field as JSON. XGBoost's model holds
+    the start as ``base_score``, so ``start_in_trees`` is always true and not stored."""
+    booster.set_attr(**{ATTR_VERSION: json.dumps(rec["version"]),
+                        ATTR_LOSS: json.dumps(rec["loss"]), ATTR_TASK: rec["task"],
+                        ATTR_NUM_CLASS: json.dumps(rec["num_class"]),
+                        ATTR_START: json.dumps(rec["start"])})
+
+
+def _model_outputs(booster):
+    """Raw scores per row of a booster: its classes, or its targets (multi-label)."""
     config = json.loads(booster.save_config())["learner"]["learner_model_param"]
-    return loss, MULTICLASS if int(config["num_class"]) > 0 else MULTILABEL
+    return max(int(config["num_class"]), int(config.get("num_target", 1)), 1)
+
+
+def _read_record(booster):
+    attrs = booster.attributes()
+    if not any(key.startswith("gbloss_") for key in attrs):
+        return None
+    fields = {"start_in_trees": True}
+    if ATTR_TASK in attrs:
+        fields["task"] = attrs[ATTR_TASK]
+    for key, attr in (("version", ATTR_VERSION), ("loss", ATTR_LOSS),
+                      ("num_class", ATTR_NUM_CLASS), ("start", ATTR_START)):
+        if attr in attrs:
+            fields[key] = core.decode_json(attrs[attr], f"{_RECORD_WHERE} ({attr})")
+    if ATTR_VERSION not in attrs and ATTR_LOSS in attrs:  # gbloss 0.1.0: loss, task, start
+        fields["version"] = 1
+        if isinstance(fields.get("start"), list):
+            fields["num_class"] = len(fields["start"])
+    return core.parse_record(fields, _RECORD_WHERE, _model_outputs(booster))
+
+
+def record(booster):
+    """The model record of a booster trained by :func:`train` or :func:`dask_train` (dict with
+    ``version``, ``loss``, ``task``, ``num_class``, ``start``, ``start_in_trees``), validated
+    against the booster; None for a booster trained with plain ``xgboost.train``."""
+    rec = _read_record(booster)
+    return None if rec is None else rec.as_dict()
+
+
+# -- prediction ------------------------------------------------------------------------------
 
 
 def _iteration_range(booster, iteration_range):
@@ -636,69 +495,57 @@ def predict_raw(booster, data, *, iteration_range=None):
     return _margins(booster, data, iteration_range)
 
 
-def predict_proba(booster, data, *, loss=None, iteration_range=None):
-    """Probabilities of a booster trained with a gbloss objective, through the loss's link.
 
-    Binary: ``P(y=1)``, shape (n,); multiclass: softmax, (n, K); multi-label: per-label
-    sigmoid, (n, K). The loss comes from the booster's attributes (:func:`train`,
-    :func:`dask_train`; kept by ``save_model``/``load_model``) or from ``loss=`` for a booster
-    trained with plain ``xgboost.train``. ``data`` and ``iteration_range`` as in
-    :func:`predict_raw`.
+def predict_proba(booster, data, *, loss=None, calibrate=True, iteration_range=None):
+    """Probabilities P(y | x) of a booster trained with a gbloss objective.
+
+    Binary: ``P(y=1)``, shape (n,); multiclass: (n, K), rows summing to 1; multi-label: per
+    label, (n, K). ``calibrate=True`` (default) inverts the loss's bias
+    (:meth:`gbloss.Loss.predict_proba`; focal and ASL links are not probabilities,
+    proper losses are left as they are); ``calibrate=False`` gives the loss's plain link
+    (sigmoid or softmax of the margins). The loss comes from the booster's record
+    (:func:`train`, :func:`dask_train`; kept by ``save_model``/``load_model``) or from
+    ``loss=`` for a booster trained with plain ``xgboost.train``. ``data`` and
+    ``iteration_range`` as in :func:`predict_raw`.
     """
     raw = _margins(booster, data, iteration_range)
-    loss, task = _loss_and_task(booster, loss, raw)
-    return loss.predict_proba(raw, task=None if task == BINARY else task, calibrate=False)
+
+    def task_of_model():
+        if raw.ndim == 1:
+            return BINARY
+        config = json.loads(booster.save_config())["learner"]["learner_model_param"]
+        return MULTICLASS if int(config["num_class"]) > 0 else MULTILABEL
+
+    loss, task = core.prediction_loss(ENGINE, _read_record(booster), loss, task_of_model)
+    return core.probabilities(loss, raw, task, calibrate)
 
 
 # -- Dask ------------------------------------------------------------------------------------
 
 
-def _part_stats(part, num_class):
-    """Sufficient label statistics of one partition: everything the start and the priors
-    depend on (the losses are linear in soft labels; the softmax start needs class masses)."""
-    y = np.asarray(part["label"], dtype=np.float64)
-    weight = part.get("weight")
-    w = np.ones(y.shape[0]) if weight is None else np.asarray(weight, np.float64).ravel()
-    if num_class:
-        if np.isnan(y).any() or np.any((y < 0) | (y >= num_class) | (y != np.floor(y))):
-            raise ValueError(f"multiclass labels must be integers in 0..{num_class - 1}")
-        idx = y.ravel().astype(np.intp)
-        return {"n": y.shape[0], "counts": np.bincount(idx, minlength=num_class),
-                "masses": np.bincount(idx, weights=w, minlength=num_class), "ndim": 1}
-    y2 = y.reshape(y.shape[0], -1)
-    # (w[:, None] * y2).sum(0), not w @ y2: BLAS threads would spin against the worker's training
-    return {"n": y.shape[0], "sum_y": y2.sum(axis=0), "masses": (w[:, None] * y2).sum(axis=0),
-            "total_w": w.sum(), "ndim": y.ndim, "max_y": float(np.nanmax(y)) if y.size else 0.0,
-            "int_y": bool(np.all(y == np.floor(y)))}
+def _partition_stats(part, loss, num_class):
+    """Label statistics of one partition (None for an empty one), its target resolved as on
+    one machine."""
+    share_openmp_runtime()  # on the worker, before its first kernel
+    labels = np.asarray(part["label"])
+    if labels.shape[0] == 0:
+        return None
+    target = core.resolve_target(ENGINE, loss, labels, labels.shape[0], num_class)
+    return core.label_stats(target, part.get("weight"))
 
 
 def _global_target(client, dtrain, loss, num_class):
-    """Task, prepared loss and start from all partitions of a DaskDMatrix."""
+    """Prepared loss, task and start from the label statistics of all partitions."""
+    share_openmp_runtime()
     futures = [f for parts in dtrain.worker_map.values() for f in parts]
-    stats = client.gather([client.submit(_part_stats, f, int(num_class or 0), pure=False)
+    stats = client.gather([client.submit(_partition_stats, f, loss, num_class, pure=False)
                            for f in futures])
-    n = sum(s["n"] for s in stats)
-    masses = sum(s["masses"] for s in stats)
-    if num_class and int(num_class) > 1:
-        k = int(num_class)
-        task, _, _ = _target(loss, np.zeros(n), n, k)
-        counts = sum(s["counts"] for s in stats)
-        if not loss.is_prepared:
-            loss = loss.prepare(LabelStats(MULTICLASS, counts, counts))
-        # the softmax start depends on the weighted class masses only
-        return loss, task, _start(loss, task, np.arange(k, dtype=np.float64), masses, k)
-    ndim = max(s["ndim"] for s in stats)
-    n_out = masses.size
-    if ndim == 1 and all(s["int_y"] for s in stats):  # class ids > 1 without num_class
-        _target(loss, np.array([max(s["max_y"] for s in stats)]), 1, 0)
-    task, _, _ = _target(loss, np.zeros(n * n_out), n, 0)
-    sum_y, total_w = sum(s["sum_y"] for s in stats), sum(s["total_w"] for s in stats)
-    if not loss.is_prepared:
-        counts = np.array([n - sum_y[0], sum_y[0]])
-        loss = loss.prepare(LabelStats(BINARY, counts, counts))
-    # one row with the weighted mean soft label carries every output's masses (A_k, W - A_k)
-    y_mean = (masses / total_w)[None, :] if task == MULTILABEL else masses / total_w
-    return loss, task, _start(loss, task, y_mean, np.array([total_w]), n_out)
+    stats = [s for s in stats if s is not None]
+    if not stats:
+        raise ValueError("the training DaskDMatrix has no rows")
+    total = LabelStats.total(stats)
+    loss, start = core.training_start(loss, total)
+    return loss, total.task, start
 
 
 def dask_train(client, params, dtrain, num_boost_round=10, *, loss, metric="loss", evals=None,
@@ -717,12 +564,8 @@ def dask_train(client, params, dtrain, num_boost_round=10, *, loss, metric="loss
     """
     from xgboost import dask as dxgb
 
-    _check_kwargs(kwargs)
-    params = dict(params or {})
-    loss, task, start = _global_target(client, dtrain, loss, params.get("num_class"))
-    train_params = _make_params(loss, dtrain, params, start=start, task=task)
-    if kwargs.get("xgb_model") is not None:
-        del train_params["base_score"]
+    train_params, loss, task, start = _training_setup(
+        params, kwargs, lambda num_class: _global_target(client, dtrain, loss, num_class))
     custom, maximize = _metric_and_direction(loss, metric, maximize)
     obj = Objective(loss, hessian_scale=hessian_scale, n_threads=n_threads)
     obj.expected_start = start
@@ -732,7 +575,7 @@ def dask_train(client, params, dtrain, num_boost_round=10, *, loss, metric="loss
                                                         maximize=maximize))
     result = dxgb.train(client, train_params, dtrain, num_boost_round, evals=evals, obj=obj,
                         custom_metric=custom, callbacks=callbacks or None, **kwargs)
-    _remember(result["booster"], loss, task, start)
+    _store_record(result["booster"], core.make_record(loss, task, start, np.size(start), True))
     return result
 
 

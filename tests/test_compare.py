@@ -4,6 +4,7 @@ Every run is tiny (a few trees, 2-3 folds) so the whole file takes seconds.
 """
 
 import csv
+import errno
 import importlib.util
 import os
 import re
@@ -15,6 +16,7 @@ import pytest
 from sklearn import metrics as skm
 
 import gbloss
+import gbloss.__main__
 from gbloss import compare as C
 from gbloss.__main__ import main as gbloss_main
 
@@ -183,18 +185,175 @@ def test_grid_selects_inside_the_training_fold(monkeypatch):
     seen = []
     real = C.scores
 
-    def spy(task, y, proba, pred):
+    def spy(task, y, proba, pred, costs=None):
         seen.append(len(y))
-        return real(task, y, proba, pred)
+        return real(task, y, proba, pred, costs)
 
     monkeypatch.setattr(C, "scores", spy)
     result = C.compare(data, losses="focal", folds=2, n_estimators=3)
     # per fold: 4 grid candidates scored on 25% of the 1000 training rows, then the test fold
     assert seen == [250] * 4 + [1000, 1000] + [250] * 4 + [1000, 1000]  # (focal, ce+spw)
-    grid = {C._format_params(p) for p in C._candidates("focal", "binary", {}, True)}
+    focal = gbloss.losses.by_key("focal")
+    grid = {C._format_params(p) for p in C._candidates(focal, "binary", {}, True)}
     assert len(grid) == 4
     assert {r["params"] for r in result.folds if r["loss"] == "focal"} <= grid
     assert "held-out 25% of it (focal by PR-AUC)" in flat(result.table())
+
+
+# -- losses from the registry ------------------------------------------------------------------
+
+
+def test_param_fixes_one_loss_or_every_loss_that_searches_it(capsys):
+    code, out, err = run_cli(capsys, *FAST, "--losses", "focal,asl,la", "--no-grid",
+                             "--param", "focal.gamma=1", "--param", "clip=0", "--tau", "2")
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines()[2:5]}
+    assert "gamma=1 alpha=None" in rows["focal"]
+    assert "gamma_neg=4 clip=0" in rows["asl"]
+    assert "tau=2" in rows["la"]
+    data = C.default_dataset()
+    focal = gbloss.losses.by_key("focal")
+    given = C._assign_fixed({"alpha": 0.25, "gamma_pos": 1.0, "ce.alpha": 0.5},
+                            {"ce": gbloss.losses.by_key("ce"), "focal": focal,
+                             "asl": gbloss.losses.by_key("asl")}, data.task)
+    # a bare name goes to the losses that search it (focal's alpha, not ce's), else to those
+    # that take it (gamma_pos: asl); a qualified one to its loss
+    assert given == {"ce": {"alpha": 0.5}, "focal": {"alpha": 0.25}, "asl": {"gamma_pos": 1.0}}
+    assert C._candidates(focal, "binary", {"gamma": 1.0}, True) == [
+        {"gamma": 1.0, "alpha": None}, {"gamma": 1.0, "alpha": 0.25}]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--losses", "ce,asl", "--gamma", "2"], "no loss in the table (ce, asl) takes the "
+                                             "parameter 'gamma'"),
+    (["--losses", "ce", "--param", "focal.gamma=2"], "loss 'focal' is not in the table"),
+    (["--losses", "focal", "--param", "focal.gama=2"], "FocalLoss has no parameter 'gama'"),
+    (["--losses", "focal", "--gamma", "2", "--param", "gamma=1"], "both fix 'gamma'"),
+    (["--losses", "focal", "--param", "gamma"], "expected NAME=VALUE or LOSS.NAME=VALUE"),
+    (["--losses", "focal", "--param", "gamma=-1", "--no-grid"],
+     "loss 'focal' with gamma=-1 alpha=None: gamma must be >= 0"),
+    (["--losses", "la", "--import", "no_such_module_xyz"], "--import no_such_module_xyz"),
+])
+def test_param_errors_one_line(capsys, args, expected):
+    code, out, err = run_cli(capsys, *FAST, *args)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("gbloss compare: error: "), err
+    assert expected in err
+    assert out == ""
+
+
+def test_multiclass_scalar_alpha_fails_before_any_fit(monkeypatch):
+    rng = np.random.default_rng(0)
+    data = C.Dataset(rng.normal(size=(60, 2)), np.repeat([0, 1, 2], 20), "multiclass",
+                     ["a", "b", "c"], ["x0", "x1"])
+    monkeypatch.setattr(C._Engine, "make", lambda *a, **k: pytest.fail("fitted"))
+    with pytest.raises(C.CompareError, match="loss 'focal' with gamma=2 alpha=0.25: .*alpha "
+                                             "must hold one weight per class"):
+        C.compare(data, losses="focal", fixed={"alpha": 0.25}, grid=False, folds=2)
+
+
+class SharpFocal(gbloss.FocalLoss):
+    """A user's loss: focal loss under its own key, grid and engine defaults."""
+
+    key = "sharp"
+    description = "focal loss, sharper"
+    compare_select = "roc_auc"
+
+    @classmethod
+    def compare_grid(cls, task):
+        return {"gamma": (0.5, 3.0)}
+
+    @classmethod
+    def compare_fixed(cls, task):
+        return {"gamma": 3.0}
+
+    def engine_defaults(self, engine):
+        return {"min_child_weight": 0.5}
+
+
+@pytest.fixture
+def clean_registry():
+    """Unregister the losses that a test registers."""
+    before = set(gbloss.losses.REGISTRY)
+    yield gbloss.losses.REGISTRY
+    for name in set(gbloss.losses.REGISTRY) - before:
+        del gbloss.losses.REGISTRY[name]
+
+
+@pytest.fixture
+def user_loss(clean_registry):
+    return gbloss.losses.register(SharpFocal)
+
+
+def test_user_loss_in_the_table(capsys, user_loss):
+    assert "sharp" not in C.default_losses("binary")  # only gbloss's own by default
+    code, out, err = run_cli(capsys, *FAST, "--losses", "ce,sharp", "--n-estimators", "3")
+    assert code == 0, err
+    assert list(table_rows(out)) == ["ce", "sharp", "ce+spw"]
+    assert "sharp by ROC-AUC" in flat(out)
+    # gbloss's own engine defaults win for every row; the clash is reported
+    assert "min_child_weight=0.001" in flat(out)
+    assert "SharpFocal asks for min_child_weight=0.5" in flat(err)
+    code, out, err = run_cli(capsys, *FAST, "--losses", "sharp", "--param", "sharp.gamma=1",
+                             "--no-grid")
+    assert code == 0, err
+    assert re.search(r"^sharp +gamma=1 ", out, re.MULTILINE)
+
+
+USER_LOSS_MODULE = """
+import numpy as np
+from gbloss.losses import BINARY, Loss, register, scalar
+from gbloss.losses.primitives import HESS_FLOOR, HESS_PSD
+
+
+@scalar
+def scaled_element(y, z, k, theta, mode):
+    scale, = theta
+    p = 1.0 / (1.0 + np.exp(-z)) if z >= 0 else np.exp(z) / (1.0 + np.exp(z))
+    q = 1.0 - p if z < 0 else np.exp(-z) / (1.0 + np.exp(-z))
+    loss = scale * (y * np.logaddexp(0.0, -z) + (1.0 - y) * np.logaddexp(0.0, z))
+    floor = HESS_FLOOR * scale if mode == HESS_PSD else 0.0
+    return loss, scale * ((1.0 - y) * p - y * q), scale * p * q + floor
+
+
+@register
+class ScaledCrossEntropy(Loss):
+    tasks = (BINARY,)
+    parameters = ("scale",)
+    scalars = {"sigmoid_element": scaled_element}
+    key = "scaled"
+    description = "cross-entropy times a constant"
+    grid = {"scale": (0.5, 2.0)}
+    fixed = {"scale": 1.0}
+    compare_select = "log_loss"
+
+    def __init__(self, scale=1.0, *, hessian="psd"):
+        super().__init__(hessian=hessian)
+        self.scale = float(scale)
+
+    def kernel_params(self, task, n_out):
+        return (self.scale,)
+
+    def is_proper(self, task):
+        return True
+"""
+
+
+def test_import_registers_a_loss_written_from_scratch(capsys, tmp_path, monkeypatch,
+                                                      clean_registry):
+    module = tmp_path / "my_losses.py"
+    module.write_text(USER_LOSS_MODULE)
+    monkeypatch.delitem(sys.modules, "my_losses", raising=False)
+    code, out, err = run_cli(capsys, *FAST, "--import", str(module), "--losses", "ce,scaled")
+    assert code == 0, err
+    assert list(table_rows(out)) == ["ce", "scaled", "ce+spw"]
+    assert re.search(r"^scaled +scale=(0.5|2)( \(1/2\))? ", out, re.MULTILINE), out
+    assert "scaled by log-loss" in flat(out)
+    assert clean_registry["ScaledCrossEntropy"].__module__ == "my_losses"
+    code, out, err = run_cli(capsys, *FAST, "--import", str(module), "--losses", "scaled",
+                             "--param", "scale=3", "--no-grid")
+    assert code == 0, err
+    assert re.search(r"^scaled +scale=3 ", out, re.MULTILINE)
 
 
 # -- CSV inputs ----------------------------------------------------------------------------------
@@ -268,6 +427,108 @@ def test_csv_multilabel_several_targets(capsys, multilabel_csv):
     data = C.load_csv(multilabel_csv, ["sports", "news"])
     assert data.y.shape == (160, 2)
     assert set(np.unique(data.y)) == {0, 1}
+
+
+# -- --out and --csv formats ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if the comparison or the data loading starts."""
+    monkeypatch.setattr(C, "compare", lambda *a, **k: pytest.fail("the work started"))
+    monkeypatch.setattr(C, "default_dataset", lambda: pytest.fail("the data was loaded"))
+
+
+def test_unwritable_out_fails_before_the_work(capsys, tmp_path, monkeypatch, no_work):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("keep me")
+    cases = [(a_file, "a file is in the way; give a directory"),
+             (a_file / "sub", f"a file is in the way ({a_file} is one)")]
+    for out, expected in cases:
+        code, out_text, err = run_cli(capsys, *FAST, "--out", str(out))
+        assert code == 2
+        assert err.count("\n") == 1 and err.startswith("gbloss compare: error: --out "), err
+        assert expected in err
+        assert out_text == ""
+    assert a_file.read_text() == "keep me"
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(gbloss.__main__.tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(gbloss.__main__.tempfile, "TemporaryDirectory", read_only)
+    for out in (tmp_path, tmp_path / "new" / "dir"):
+        for args in (["--out", str(out)], [f"--out={out}"], ["--ou", str(out)]):
+            code, _, err = run_cli(capsys, *FAST, *args)
+            assert code == 2
+            assert err == (f"gbloss compare: error: --out {out}: cannot write in {tmp_path} "
+                           f"({os.strerror(errno.EROFS)})\n")
+    assert not (tmp_path / "new").exists()  # nothing created
+
+
+def test_out_is_checked_before_the_parser_loads_the_losses(capsys, tmp_path, monkeypatch):
+    a_file = tmp_path / "results"
+    a_file.touch()
+    monkeypatch.setattr(gbloss.__main__, "build_parser", lambda: pytest.fail("parser built"))
+    assert gbloss_main(["compare", "--losses", "ce", "--out", str(a_file)]) == 2
+    assert capsys.readouterr().err == (f"gbloss compare: error: --out {a_file}: a file is in "
+                                       "the way; give a directory\n")
+
+
+def test_write_errors_are_one_line(tmp_path):
+    result = C.compare(C.default_dataset(), losses="ce", folds=2, n_estimators=2, grid=False)
+    (tmp_path / "results.csv").mkdir()  # a directory where a file goes
+    with pytest.raises(C.CompareError, match=r"--out .*: Is a directory \(.*results.csv\)"):
+        C.write_outputs(result, str(tmp_path), plots=False)
+
+
+@needs_pandas
+def test_semicolon_csv_with_decimal_commas(capsys, tmp_path, mixed_csv):
+    with open(mixed_csv) as f:
+        rows = list(csv.reader(f))
+    path = tmp_path / "european.csv"
+    with open(path, "w", newline="") as f:  # the same table as spreadsheets write it in Europe
+        csv.writer(f, delimiter=";").writerows(
+            [[cell.replace(".", ",") for cell in row] for row in rows])
+    assert C.detect_separator(str(path)) == ";"
+    assert C.detect_separator(mixed_csv) == ","
+    data = C.load_csv(str(path), ["label"])
+    expected = C.load_csv(mixed_csv, ["label"])
+    assert data.categorical == expected.categorical == [1]
+    assert np.array_equal(data.X, expected.X, equal_nan=True)
+    assert "columns separated by ';' (detected" in " ".join(data.notes)
+    assert "decimal commas read as numbers in x, noise" in data.notes
+    code, out, err = run_cli(capsys, *FAST, "--csv", str(path), "--target", "label",
+                             "--losses", "ce")
+    assert code == 0, err
+    assert "3 features (1 categorical" in flat(out)
+    code, out, err = run_cli(capsys, *FAST, "--csv", str(path), "--target", "label",
+                             "--sep", ",")
+    assert code == 2
+    assert err.count("\n") == 1
+    assert ("read with the separator ',', but its header holds ';': give --sep ';'"
+            in err), err
+
+
+@needs_pandas
+def test_unreadable_csv_is_one_line(capsys, tmp_path, monkeypatch, mixed_csv):
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), mixed_csv)
+
+    monkeypatch.setattr(C, "open", denied, raising=False)  # the separator's first lines
+    code, out, err = run_cli(capsys, *FAST, "--csv", mixed_csv, "--target", "label")
+    assert code == 2
+    assert err == f"gbloss compare: error: cannot read {mixed_csv}: {os.strerror(errno.EACCES)}\n"
+
+
+def test_detect_separator(tmp_path):
+    for sep in (",", ";", "\t", "|"):
+        path = tmp_path / "data.csv"
+        path.write_text(sep.join(["a", "b", "label"]) + "\n"
+                        + "".join(sep.join(["1.5", f"x{i}", "0"]) + "\n" for i in range(5)))
+        assert C.detect_separator(str(path)) == sep
+    path.write_text("label\n1\n0\n")  # one column: the default
+    assert C.detect_separator(str(path)) == ","
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -478,3 +739,110 @@ def test_figures_have_labels_and_legends():
     assert ratio[x > 0.9].max() < 0.03  # gamma=2: easy rows (p_t > 0.9) pull 30x+ less
     assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == [
         "cross-entropy (γ = 0)", "focal γ = 2"]
+
+
+# -- first-run feedback ------------------------------------------------------------------------
+
+
+def test_compilation_is_announced_once(capsys):
+    import numba
+
+    @numba.njit
+    def double(x):
+        return 2 * x
+
+    @numba.njit
+    def triple(x):
+        return 3 * x
+
+    with C._announce_compilation(True):
+        assert double(1) == 2  # compiles
+        assert double(1.5) == 3.0  # compiles another signature: no second notice
+    assert capsys.readouterr().err == C._CompileNotice.MESSAGE + "\n"
+    with C._announce_compilation(True):
+        assert double(2) == 4  # compiled already: nothing to say
+    with C._announce_compilation(False):
+        assert triple(1) == 3  # --no-progress: silent
+    assert capsys.readouterr().err == ""
+
+
+# -- the figures say what the table says -------------------------------------------------------
+
+
+def _rendered(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    return fig
+
+
+@needs_mpl
+def test_decision_regions_show_the_table_parameters(monkeypatch, tmp_path):
+    from gbloss import plots
+
+    def select(spec, engine, X, y, task, metric, seed, progress, costs):  # fold 0: gamma=1
+        return {"gamma": 1.0 if seed == 0 else 3.0, "alpha": None}, 0.0
+
+    monkeypatch.setattr(C, "_select", select)
+    result = C.compare(C.default_dataset(), losses="focal", folds=3, n_estimators=3)
+    assert result.summary[0]["parameters"] == "gamma=3 alpha=None (2/3)"
+    est, tr, te, pred = result.first_fold["focal"]
+    assert est.loss.gamma == 3.0  # refitted with the table's choice on fold 0's training rows
+    assert np.array_equal(te, C._splits(result.data, 3, 0)[0][1])
+    assert np.array_equal(pred, est.predict(result.data.X[te]))
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig) or path)
+    C._write_figures(result, str(tmp_path))
+    titles = [ax.get_title() for ax in figures[0].axes if ax.get_visible()]
+    assert titles[0].startswith("focal: gamma=3 alpha=None (chosen in 2/3 folds)\naccuracy ")
+    assert titles[1].startswith("ce+spw: pos_weight=")
+    assert "with the parameters of the table" in figures[0].get_suptitle()
+
+
+@needs_mpl
+def test_decision_regions_are_pixels_without_contour_lines():
+    from gbloss import plots
+
+    class Band:  # class 1 in a band one grid cell wide: drawn as cells, not as two lines
+        def predict(self, X):
+            return (np.abs(X[:, 1] - 0.3) < 0.01).astype(int)
+
+    rng = np.random.default_rng(5)
+    X = rng.uniform(-1, 1, size=(80, 2))
+    y = (X[:, 0] > 0.5).astype(int)
+    fig = _rendered(plots.decision_regions([("band", Band(), 0.5, 0.5)], X, y,
+                                           resolution=101))
+    ax = fig.axes[0]
+    assert [type(c).__name__ for c in ax.collections] == ["PathCollection"]  # the points only
+    assert not ax.lines
+    regions = np.asarray(ax.images[0].get_array())
+    assert regions.shape == (101, 101)
+    assert set(np.unique(regions)) == {0, 1}
+    assert regions[:, 0].sum() == 1  # the band: one row of cells
+
+
+@needs_mpl
+@pytest.mark.parametrize("positive_rate", [0.03, 0.3])
+def test_pr_legend_labels_pooled_and_fold_mean_ap_and_stays_off_the_curves(positive_rate):
+    from gbloss import plots
+
+    rng = np.random.default_rng(6)
+    y = (rng.random(600) < positive_rate).astype(int)
+    score = np.clip(0.3 * y + rng.random(600), 0, 1)
+    proba = np.column_stack([1 - score, score])
+    fig = _rendered(plots.pr_curves({"ce": proba, "focal": proba, "ce+spw": proba}, y,
+                                    "binary", labels=[0, 1],
+                                    fold_means={"ce": 0.25, "focal": 0.5, "ce+spw": 0.75}))
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    ap = skm.average_precision_score(y, score)
+    assert texts[:3] == [f"{name} (pooled AP {ap:.3f}; mean of folds {m})" for name, m in
+                         (("ce", "0.250"), ("focal", "0.500"), ("ce+spw", "0.750"))]
+    assert "the table's PR-AUC" in legend.get_title().get_text()
+    assert not legend.get_window_extent().overlaps(ax.get_window_extent())
+    Y = np.column_stack([1 - y, y])
+    fig = _rendered(plots.pr_curves({"ce": proba}, Y, "multilabel", fold_means={"ce": 0.5}))
+    assert fig.axes[0].get_legend().get_texts()[0].get_text().startswith(
+        "ce (pooled micro-AP ")
+    assert "mean of folds macro 0.500" in fig.axes[0].get_legend().get_texts()[0].get_text()

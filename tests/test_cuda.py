@@ -165,7 +165,7 @@ _PTX_CHECK = """
             print(f"SKIP lib{lib} not found ({type(exc).__name__})")
             sys.exit(0)
     import numpy as np
-    import gbloss  # scipy's array-API layer copies numpy's namespace, row_stack included
+    import gbloss.losses  # scipy's array-API layer copies numpy's namespace, row_stack too
     ROW_STACK_REMOVED = @REMOVE@
     if ROW_STACK_REMOVED and hasattr(np, "row_stack"):
         del np.row_stack  # as in NumPy 2.5
@@ -219,7 +219,7 @@ def test_row_stack_shim_is_needed_and_narrow():
     works and NumPy is left without ``row_stack``."""
     result = _subprocess("""
         import numpy as np
-        import gbloss  # before the removal: scipy copies numpy's namespace, row_stack included
+        import gbloss.losses  # before the removal: scipy copies numpy's namespace, row_stack too
         if hasattr(np, "row_stack"):
             del np.row_stack
         try:

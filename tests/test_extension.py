@@ -53,10 +53,11 @@ class ScaledLogisticLoss(Loss):
     parameters = ("scale",)
     scalars = {"sigmoid_element": _scaled_sigmoid_element, "softmax_shift": _no_shift,
                "softmax_core": _scaled_softmax_core}
-    key = "scaled"
+    key = "scaledce"
     description = "scaled cross-entropy"
     grid = {"scale": (0.5, 2.0)}
     fixed = {"scale": 1.0}
+    compare_select = "log_loss"
 
     def __init__(self, scale=1.0, *, hessian="psd"):
         super().__init__(hessian=hessian)
@@ -99,7 +100,7 @@ def test_toy_loss_is_scaled_cross_entropy(rng):
 def test_registered_toy_loss_round_trips_and_is_found_by_key():
     loss = ScaledLogisticLoss(3.0)
     assert gbloss.loss_from_dict(loss.to_dict()) == loss
-    assert gbloss.losses.by_key("scaled") is ScaledLogisticLoss
+    assert gbloss.losses.by_key("scaledce") is ScaledLogisticLoss
     assert ScaledLogisticLoss.compare_grid(BINARY) == {"scale": (0.5, 2.0)}
     assert loss.engine_defaults("xgboost") == {}
 
@@ -152,6 +153,27 @@ def test_toy_loss_in_the_estimators(data):
     assert proba.shape == (300, 2) and np.allclose(proba.sum(axis=1), 1.0)
     search = GridSearchCV(clf, {"loss__scale": [0.5, 2.0]}, cv=2).fit(X, y)
     assert search.best_params_["loss__scale"] in (0.5, 2.0)
+
+
+def test_toy_loss_in_gbloss_compare(capsys):
+    from gbloss.compare import main
+
+    code = main(["--losses", "ce,scaledce", "--folds", "2", "--n-estimators", "3", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert any(line.startswith("scaledce ") for line in out.splitlines())
+
+
+def test_example_loss_module_reaches_the_command_line(capsys):
+    """examples/custom_loss.py registers its loss on import; ``--import`` loads it."""
+    from gbloss.compare import main
+
+    example = REPO / "examples" / "custom_loss.py"
+    code = main(["--import", str(example), "--losses", "ce,posweight", "--folds", "2",
+                 "--n-estimators", "3", "--no-grid", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert any(line.startswith("posweight  pos_weight=5") for line in out.splitlines()), out
 
 
 # ------------------------------------------------------------------------------------------------

@@ -237,7 +237,8 @@ def test_predictions_include_the_start(rng):
     booster = gbl.train({**PARAMS, "learning_rate": 1e-12}, _dataset(X, y), 1, loss=loss,
                         metric=None)
     np.testing.assert_allclose(gbl.predict_raw(booster, X), start, atol=1e-9)
-    np.testing.assert_allclose(gbl.predict_proba(booster, X), special.expit(start), atol=1e-9)
+    np.testing.assert_allclose(gbl.predict_proba(booster, X, calibrate=False),
+                               special.expit(start), atol=1e-9)
 
 
 @pytest.mark.parametrize("extra", [{"boosting": "dart"}, {"linear_tree": True}],
@@ -376,7 +377,7 @@ def test_save_load_round_trip(name, task, path, how, rng, tmp_path):
         params = gbl.params(loss, dtrain, _params(task), valid_sets=[dvalid])
         booster = lgb.train(params, dtrain, 30, valid_sets=[dvalid], feval=gbl.metric(
             params["objective"].loss), callbacks=[lgb.early_stopping(5, verbose=False)])
-    proba = gbl.predict_proba(booster, X)
+    proba = gbl.predict_proba(booster, X, calibrate=False)
     if how == "file":
         booster.save_model(tmp_path / "model.txt")
         loaded = lgb.Booster(model_file=tmp_path / "model.txt")
@@ -384,7 +385,8 @@ def test_save_load_round_trip(name, task, path, how, rng, tmp_path):
         loaded = lgb.Booster(model_str=booster.model_to_string())
     else:
         loaded = pickle.loads(pickle.dumps(booster))
-    np.testing.assert_allclose(gbl.predict_proba(loaded, X), proba, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(gbl.predict_proba(loaded, X, calibrate=False), proba, rtol=0,
+                               atol=1e-12)
     # the probabilities are the loss's link of the raw scores with the start
     rec = gbl.record(loaded)
     stored = gbloss.loss_from_dict(rec["loss"])
@@ -392,7 +394,10 @@ def test_save_load_round_trip(name, task, path, how, rng, tmp_path):
     assert rec["task"] == task and rec["start_in_trees"] is (path == "train")
     raw = loaded.predict(X, raw_score=True) + (0 if rec["start_in_trees"] else
                                                (start[0] if task == "binary" else start))
-    np.testing.assert_allclose(proba, stored.link(raw, None if task == "binary" else task),
+    task_arg = None if task == "binary" else task
+    np.testing.assert_allclose(proba, stored.link(raw, task_arg), rtol=0, atol=1e-12)
+    # by default, the calibrated probabilities of the stored loss
+    np.testing.assert_allclose(gbl.predict_proba(loaded, X), stored.predict_proba(raw, task_arg),
                                rtol=0, atol=1e-12)
     if task == "multiclass":
         assert proba.shape == (N, K)
@@ -415,7 +420,7 @@ def test_predict_proba_of_a_plain_booster_needs_the_loss(rng):
     booster = lgb.train({**PARAMS, "objective": "binary"}, _dataset(X, y), 3)
     with pytest.raises(ValueError, match="carries no gbloss loss.*pass loss="):
         gbl.predict_proba(booster, X)
-    np.testing.assert_allclose(gbl.predict_proba(booster, X, loss=loss),
+    np.testing.assert_allclose(gbl.predict_proba(booster, X, loss=loss, calibrate=False),
                                special.expit(booster.predict(X, raw_score=True)))
     ours = gbl.train(PARAMS, _dataset(X, y), 3, loss=loss, metric=None)
     with pytest.raises(ValueError, match="differs from the loss the booster was trained with"):
@@ -431,11 +436,12 @@ def test_objective_and_metric_pickle_and_deepcopy_without_caches(rng):
         g, _ = obj(np.zeros(N), dtrain)
         met(np.zeros(N), dtrain)
     for clone in (pickle.loads(pickle.dumps(obj)), copy.deepcopy(obj)):
-        assert len(clone._cache) == 0 and clone.loss == obj.loss
+        assert len(clone._runs()) == 0 and clone.loss == obj.loss
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             np.testing.assert_array_equal(clone(np.zeros(N), dtrain)[0], g)
-    assert len(pickle.loads(pickle.dumps(met))._cache) == 0
+    assert len(met._warned) == 1  # warned once for dtrain (no init_score)
+    assert len(pickle.loads(pickle.dumps(met))._warned) == 0
 
 
 # -- bad input -------------------------------------------------------------------------------
@@ -444,7 +450,7 @@ def test_objective_and_metric_pickle_and_deepcopy_without_caches(rng):
 def test_binary_only_loss_with_num_class(rng):
     X, y = _data("multiclass", rng)
     with pytest.raises(ValueError, match="AsymmetricLoss does not support multiclass.*remove "
-                                         "num_class.*FocalLoss, CrossEntropyLoss or "
+                                         "num_class.*FocalLoss, CrossEntropyLoss.*"
                                          "LogitAdjustedLoss"):
         gbl.train(_params("multiclass"), _dataset(X, y), 2, loss=gbloss.AsymmetricLoss())
     with pytest.raises(ValueError, match="AsymmetricLoss has no multiclass form"):

@@ -83,7 +83,7 @@ def test_gradient_is_finite_difference_of_loss(case, task, n_out, weighted, soft
 
 @pytest.mark.parametrize(("case", "task", "n_out", "weighted", "soft"), _fd_params())
 def test_exact_hessian_is_finite_difference_of_gradient(case, task, n_out, weighted, soft, rng):
-    """For the detached ASL gradient this is its 'total' curvature (loss-math.md 4.3)."""
+    """For the detached ASL gradient this is its 'total' curvature (derivations 4.3)."""
     loss = with_policy(case.build(n_out), "exact")
     y, raw, w = _fd_data(loss, task, n_out, weighted, soft, rng)
     _, hess = loss.gradient_hessian(y, raw, w)
@@ -93,7 +93,7 @@ def test_exact_hessian_is_finite_difference_of_gradient(case, task, n_out, weigh
 
 
 def _asl_detached_gradient(y, z, gamma_pos, gamma_neg, clip):
-    """loss-math.md 4.3: g+ = -q^(g+ + 1); g- = u^g- pq / v for u = p - m > 0, else 0."""
+    """derivations 4.3: g+ = -q^(g+ + 1); g- = u^g- pq / v for u = p - m > 0, else 0."""
     p, q = special.expit(z), special.expit(-z)
     u, v = p - clip, q + clip
     g_neg = np.where(u > 0, np.maximum(u, 0.0) ** gamma_neg * p * q / v, 0.0)
@@ -306,7 +306,7 @@ def test_two_class_softmax_focal_is_binary_focal_on_margin_difference(gamma, alp
     assert_allclose(loss2, loss1, rtol=1e-13)
     assert_allclose(grad2[:, 1], grad1, rtol=1e-13, atol=1e-300)
     assert_allclose(grad2[:, 0], -grad1, rtol=1e-13, atol=1e-300)
-    # the exact Hessian cancels near its sign change (loss-math.md 2.6), where the binary loop's
+    # the exact Hessian cancels near its sign change (derivations 2.6), where the binary loop's
     # fused multiply-adds and the softmax loop's separate roundings differ by 1e-13 relative
     assert_allclose(hess2[:, 1], hess1, rtol=3e-13, atol=1e-300)
     assert_allclose(hess2[:, 0], hess1, rtol=3e-13, atol=1e-300)
@@ -400,7 +400,7 @@ def test_asl_policies(z, gamma_pos, gamma_neg, clip, gradient, data):
     grad = loss.gradient_hessian(y, z)[0]
     assert np.all(h["psd"] > 0)
     # The PSD policy caps the u^(g-1) blow-up of 0 < gamma_neg < 1 at u = p - clip = 1e-3
-    # (loss-math.md 8.2), so only there may it fall below the (huge) exact Hessian.
+    # (derivations 8.2), so only there may it fall below the (huge) exact Hessian.
     capped = (y == 0) & (clip > 0) & (0 < gamma_neg < 1) & (special.expit(z) - clip < 1e-3)
     assert np.all(h["psd"][~capped] >= h["exact"][~capped])
     floor = 1e-16 * np.ones_like(z)

@@ -14,6 +14,7 @@ import pytest
 from scipy import special
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_multilabel_classification
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import average_precision_score, log_loss
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.multiclass import OneVsRestClassifier
@@ -134,6 +135,78 @@ def test_loss_parameters_are_nested_and_settable(engine):
     generic(engine).set_params(loss__alpha=0.3)  # the default loss, cross-entropy
     with pytest.raises(ValueError, match=r"invalid loss parameter\(s\) \['gama'\]"):
         clf.set_params(loss__gama=1.0)
+
+
+#: The constructor parameters of each engine's estimators besides the loss's.
+SHARED = {"calibrate", "cost_matrix", "class_weight", "beta", "eval_metric",
+          "early_stopping_rounds", "validation_fraction", "n_estimators", "learning_rate",
+          "max_depth", "min_child_weight",
+          "max_delta_step", "subsample", "colsample_bytree", "reg_alpha", "reg_lambda",
+          "max_bin", "n_jobs", "random_state", "device", "engine_params"}
+ENGINE_PARAMETERS = {
+    "xgb": SHARED | {"max_leaves", "min_split_loss", "tree_method", "multi_strategy",
+                     "feature_types"},
+    "lgbm": SHARED | {"num_leaves", "min_child_samples", "min_split_gain", "subsample_freq"},
+}
+
+
+@engines
+def test_one_estimator_per_engine_and_focal_subclasses(engine):
+    focal_cls, generic_cls = ENGINES[engine]
+    assert issubclass(focal_cls, generic_cls)
+    assert set(generic_cls().get_params()) == ENGINE_PARAMETERS[engine] | {"loss"}
+    assert set(focal_cls().get_params()) == ENGINE_PARAMETERS[engine] | {"gamma", "alpha",
+                                                                         "hessian"}
+    defaults = focal_cls().get_params()
+    assert (defaults["gamma"], defaults["alpha"], defaults["hessian"]) == (2.0, None, "psd")
+    assert defaults["n_estimators"] == 100 and defaults["validation_fraction"] == 0.1
+    assert generic_cls(gbloss.FocalLoss()).loss == gbloss.FocalLoss()  # loss is positional
+    with pytest.raises(TypeError):
+        focal_cls(2.0)  # the focal parameters are keyword-only
+    with pytest.raises(ValueError, match="Invalid parameter 'loss'"):
+        focal_cls().set_params(loss__gamma=1.0)
+    X, y = multiclass_data()
+    flat = focal(engine, gamma=1.0, alpha=[0.2, 0.3, 0.5], hessian="exact").fit(X, y)
+    nested = generic(engine, gbloss.FocalLoss(1.0, [0.2, 0.3, 0.5], hessian="exact")).fit(X, y)
+    np.testing.assert_array_equal(flat.predict_proba(X), nested.predict_proba(X))
+    assert flat.loss_ == nested.loss_
+
+
+def _documented_parameters(doc):
+    """Names in the headers (``name : type`` or ``a, b, c``) of a numpydoc Parameters section."""
+    section = doc.split("Parameters\n    ----------\n")[1].split("\n    Attributes\n")[0]
+    headers = [line.split(" : ")[0] for line in section.splitlines()
+               if line.startswith("    ") and not line.startswith("     ")]
+    return {name.strip() for header in headers for name in header.split(",")}
+
+
+@engines
+def test_every_parameter_is_documented(engine):
+    for cls in ENGINES[engine]:
+        assert _documented_parameters(cls.__doc__) == set(cls().get_params()), cls.__name__
+
+
+class _ShallowTrees(gbloss.CrossEntropyLoss):
+    """Cross-entropy whose engine defaults grow stumps."""
+
+    def engine_defaults(self, engine):
+        return {"max_depth": 1} if engine == "xgboost" else {"num_leaves": 2}
+
+
+@engines
+def test_engine_defaults_come_from_the_loss(engine):
+    X, y = binary_data()
+    clf = generic(engine, _ShallowTrees()).fit(X, y)
+    assert _leaves_per_tree(clf) == [2] * FAST["n_estimators"]
+    deeper = {"max_depth": 3} if engine == "xgb" else {"num_leaves": 8}
+    clf = generic(engine, _ShallowTrees(), **deeper).fit(X, y)  # a value given wins
+    assert max(_leaves_per_tree(clf)) > 2
+
+
+def _leaves_per_tree(clf):
+    if isinstance(clf, GBLossXGBClassifier):
+        return [tree.count("leaf=") for tree in clf.booster_.get_dump()]
+    return [tree["num_leaves"] for tree in clf.booster_.dump_model()["tree_info"]]
 
 
 @engines
@@ -419,9 +492,9 @@ def test_eval_set_labels_are_encoded_like_y(engine):
 
 
 @engines
-def test_early_stopping_needs_an_eval_set(engine):
+def test_early_stopping_needs_an_eval_set_or_a_validation_fraction(engine):
     with pytest.raises(ValueError, match="early_stopping_rounds needs an eval_set"):
-        focal(engine, early_stopping_rounds=3).fit(*binary_data())
+        focal(engine, early_stopping_rounds=3, validation_fraction=None).fit(*binary_data())
 
 
 # -- engine parameters ----------------------------------------------------------------------------
@@ -553,7 +626,150 @@ def test_multilabel_input_to_a_binary_or_multiclass_loss(engine):
     ({"gamma": -1.0}, "gamma must be >= 0"),
     ({"alpha": 2.0}, "alpha must lie in"),
     ({"hessian": "diag"}, "hessian must be one of"),
+    ({"calibrate": 1}, "calibrate must be True or False"),
+    ({"n_estimators": True}, "n_estimators must be an integer"),
+    ({"early_stopping_rounds": True}, "early_stopping_rounds must be None or an integer"),
+    ({"learning_rate": "0.1"}, "learning_rate must be None or a number"),
+    ({"max_depth": 2.5}, "max_depth must be None or an integer"),
+    ({"n_jobs": 1.5}, "n_jobs must be None or an integer"),
+    ({"device": 0}, "device must be None or a string"),
+    ({"beta": True}, "beta must be a number in"),
+    ({"random_state": "seed"}, "random_state must be None, an integer"),
+    ({"class_weight": {0: -1.0}}, "class_weight must give each class a finite weight >= 0"),
+    ({"class_weight": {0: float("nan")}}, "class_weight must give each class a finite weight"),
 ])
 def test_bad_parameters_name_the_argument(engine, params, match):
     with pytest.raises(ValueError, match=match):
         focal(engine, **params).fit(*binary_data())
+
+
+@engines
+def test_calibrate_is_checked_where_it_acts(engine):
+    X, y = binary_data()
+    clf = focal(engine).fit(X, y).set_params(calibrate="no")
+    with pytest.raises(ValueError, match="calibrate must be True or False, got 'no'"):
+        clf.predict_proba(X)
+
+
+# -- degenerate weights: one rule ----------------------------------------------------------------
+
+
+@engines
+def test_a_class_without_weight_is_refused(engine):
+    X, y = binary_data()
+    with pytest.raises(ValueError, match=r"class\(es\) \[0, 1\] of y have a total training "
+                                         r"weight of zero under class_weight"):
+        focal(engine, class_weight={0: 0, 1: 0}).fit(X, y)
+    labels = np.array(["no", "yes"])[y]
+    with pytest.raises(ValueError, match=r"\['no'\] of y have a total training weight of zero "
+                                         r"under class_weight"):
+        focal(engine, class_weight={"no": 0.0}).fit(X, labels)
+    X3, y3 = multiclass_data()
+    with pytest.raises(ValueError, match=r"\[2\] of y have a total training weight of zero "
+                                         r"under sample_weight and class_weight"):
+        focal(engine, class_weight="balanced").fit(X3, y3, sample_weight=(y3 != 2) * 1.0)
+    with pytest.raises(ValueError, match="weight.*zero"):
+        focal(engine).fit(X, y, sample_weight=np.zeros(len(y)))
+    with pytest.raises(ValueError, match="weight.*zero"):
+        focal(engine).fit(X, y, eval_set=[(X, y)], eval_sample_weight=[np.zeros(len(y))])
+    weights = np.where(y == 0, 0.5, 3.0)  # positive class totals: allowed
+    focal(engine).fit(X, y, sample_weight=weights)
+
+
+def test_multilabel_weights_need_a_positive_total_but_labels_may_lack_positives():
+    X_tr, _, Y_tr, _ = _multilabel()
+    with pytest.raises(ValueError, match="weight.*zero"):
+        focal("xgb").fit(X_tr, Y_tr, sample_weight=np.zeros(len(Y_tr)))
+    Y_tr = Y_tr.copy()
+    Y_tr[:, 1] = 0  # a label nobody has
+    clf = focal("xgb").fit(X_tr, Y_tr)
+    assert clf.predict_proba(X_tr).shape == Y_tr.shape
+
+
+# -- pandas columns that are not numbers ---------------------------------------------------------
+
+
+def _frame_with(y, column):
+    X, _ = binary_data()
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    frame[column] = pd.Series(np.array(["red", "blue"])[y]).astype(
+        "category" if column == "size" else object)
+    return frame
+
+
+@engines
+@pytest.mark.parametrize("column", ["colour", "size"], ids=["strings", "category"])
+def test_non_numeric_columns_are_named_with_the_engines_way(engine, column):
+    _, y = binary_data()
+    hint = "feature_types" if engine == "xgb" else "categorical_feature"
+    with pytest.raises(ValueError, match=rf"X has columns that are not numbers: '{column}' "
+                                         rf"\(.*{hint}"):
+        focal(engine).fit(_frame_with(y, column), y)
+    numeric = _frame_with(y, column).drop(columns=column)
+    clf = focal(engine).fit(numeric, y)
+    with pytest.raises(ValueError, match=f"'{column}'"):
+        clf.predict(numeric.assign(**{column: _frame_with(y, column)[column]}))
+    as_numbers = numeric.assign(**{column: np.arange(len(y)).astype(object)})
+    focal(engine).fit(as_numbers, y)  # an object column of numbers converts
+
+
+@engines
+def test_the_hint_gives_categorical_splits(engine):
+    _, y = binary_data()
+    frame = _frame_with(y, "size")
+    codes = frame.assign(size=frame["size"].cat.codes.astype(float))
+    codes.loc[:4, "size"] = np.nan
+    column = codes.columns.get_loc("size")
+    if engine == "xgb":
+        types = ["c" if i == column else "q" for i in range(codes.shape[1])]
+        clf = focal(engine, feature_types=types).fit(codes, y)
+        assert any(f"[f{column}:{{" in tree for tree in clf.booster_.get_dump())
+    else:
+        clf = focal(engine, engine_params={"categorical_feature": [column]}).fit(codes, y)
+        trees = [tree["tree_structure"] for tree in clf.booster_.dump_model()["tree_info"]]
+        assert any(t.get("split_feature") == column and t["decision_type"] == "=="
+                   for t in trees)
+
+
+# -- refits ---------------------------------------------------------------------------------------
+
+
+@engines
+def test_a_refit_equals_a_fresh_fit(engine):
+    X3, y3 = multiclass_data()
+    X2, y2 = binary_data(seed=1)
+    y2 = np.array(["no", "yes"])[y2]
+    params = {"class_weight": "balanced", "early_stopping_rounds": 3, "random_state": 0,
+              "learning_rate": 0.5, "n_estimators": 50}
+    est = generic(engine, gbloss.LogitAdjustedLoss(), **params)
+    est.fit(X3, y3, eval_set=[(X3, y3)])
+    frame = pd.DataFrame(X2, columns=[f"g{i}" for i in range(X2.shape[1])])
+    est.fit(frame, y2)
+    fresh = clone(est).fit(frame, y2)
+    np.testing.assert_array_equal(est.classes_, ["no", "yes"])
+    assert est.loss_ == fresh.loss_ and est.task_ == fresh.task_ == "binary"
+    assert est.best_iteration_ == fresh.best_iteration_
+    assert est.evals_result_ == fresh.evals_result_
+    np.testing.assert_array_equal(est.predict_proba(frame), fresh.predict_proba(frame))
+    est.set_params(early_stopping_rounds=None).fit(X3, y3)  # no feature names, no stopping
+    assert not hasattr(est, "feature_names_in_") and est.best_iteration_ is None
+
+
+@engines
+def test_a_failed_refit_leaves_the_estimator_unfitted(engine):
+    X, y = binary_data()
+    clf = focal(engine).fit(X, y)
+    with pytest.raises(ValueError, match="class_weight"):
+        clf.set_params(class_weight={0: 0, 1: 0}).fit(X, y)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+
+
+def test_a_refit_after_a_multilabel_fit():
+    X_tr, _, Y_tr, _ = _multilabel()
+    clf = focal("xgb").fit(X_tr, Y_tr.astype(np.int8))
+    y = Y_tr[:, 0]
+    clf.fit(X_tr, y)
+    np.testing.assert_array_equal(clf.predict_proba(X_tr), focal("xgb").fit(X_tr, y)
+                                  .predict_proba(X_tr))
+    assert clf.predict(X_tr).dtype == y.dtype

@@ -1,5 +1,5 @@
 """Numerical stability: no NaN or inf anywhere up to |raw| = 1e4, float32 in = float64 math rounded
-once, and known limits at extreme margins (loss-math.md section 9)."""
+once, and known limits at extreme margins (derivations 9)."""
 
 import itertools
 
@@ -20,7 +20,7 @@ from numpy.testing import assert_allclose
 
 import gbloss
 
-#: Margins around every IEEE threshold of loss-math.md 1: exp overflow (88.7 / 709.8 / 745),
+#: Margins around every IEEE threshold of derivations 1: exp overflow (88.7 / 709.8 / 745),
 #: 1 - sigmoid rounding to 0 (16.6 / 36.7), and the +-1e4 the issue asks for.
 EXTREMES = (-1e4, -745.0, -709.8, -100.0, -88.8, -37.0, -17.0, -1.0, 0.0,
             1.0, 17.0, 37.0, 88.8, 100.0, 709.8, 745.0, 1e4)
@@ -106,7 +106,7 @@ def test_focal_badly_wrong_rows_are_linear(z, dtype):
 
 @pytest.mark.parametrize("gamma", [0.5, 1.5, 2.0])
 def test_focal_well_classified_rows_vanish_without_nan(gamma):
-    """The chain rule through (1-p)^(gamma-1) gives NaN here (loss-math.md 2.5)."""
+    """The chain rule through (1-p)^(gamma-1) gives NaN here (derivations 2.5)."""
     loss = gbloss.FocalLoss(gamma, hessian="exact")
     z = np.array([17.0, 37.0, 40.0, 100.0, 745.0, 1e4])
     for y, raw in ((np.ones(6), z), (np.zeros(6), -z)):

@@ -158,18 +158,18 @@ def test_gradients_have_xgboost_shapes_and_weights_are_applied(task, strategy, r
     assert not np.allclose(grad, unweighted, rtol=1e-3)
 
 
-def test_gradient_buffers_are_reused_and_labels_read_once(rng):
+def test_gradient_buffers_are_reused_and_label_changes_are_seen(rng):
     dtrain, X, y, _ = _dmatrix("binary", rng)
-    obj = gbx.objective(gbloss.FocalLoss())
-    predt = np.full(N, gbx.params(gbloss.FocalLoss(), dtrain)["base_score"], dtype=np.float32)
+    loss = gbloss.FocalLoss()
+    obj = gbx.objective(loss)
+    predt = np.full(N, gbx.params(loss, dtrain)["base_score"], dtype=np.float32)
     g1, h1 = obj(predt, dtrain)
-    g1_values = g1.copy()
-    dtrain.set_label(1.0 - y)  # cached labels: set_label between rounds is not seen
     g2, h2 = obj(predt + 0.5, dtrain)
     assert np.shares_memory(g1, g2) and np.shares_memory(h1, h2)
-    assert not np.allclose(g2, g1_values)
-    np.testing.assert_allclose(g2, gbloss.FocalLoss().gradient_hessian(y, predt + 0.5)[0],
-                               rtol=1e-6)
+    dtrain.set_label(1.0 - y)  # between rounds: the next round sees the new labels
+    with pytest.warns(UserWarning, match="training starts from the margin"):
+        g3, _ = obj(predt + 0.5, dtrain)  # a new run: validated and start-checked again
+    np.testing.assert_allclose(g3, loss.gradient_hessian(1.0 - y, predt + 0.5)[0], rtol=1e-6)
 
 
 def test_hessian_scale_multiplies_the_hessian_only(rng):
@@ -342,18 +342,23 @@ def test_save_load_round_trip(name, task, strategy, fmt, rng, tmp_path):
     dvalid, *_ = _dmatrix(task, rng, n=100)
     booster = gbx.train(_task_params(task, strategy), dtrain, 12, loss=LOSSES[name](task),
                         evals=[(dvalid, "valid")], early_stopping_rounds=3, verbose_eval=False)
-    before = gbx.predict_proba(booster, X)
+    before = gbx.predict_proba(booster, X, calibrate=False)
     path = tmp_path / f"model.{fmt}"
     booster.save_model(path)
     loaded = xgb.Booster(model_file=path)
-    np.testing.assert_array_equal(gbx.predict_proba(loaded, X), before)
-    np.testing.assert_array_equal(gbx.predict_proba(loaded, xgb.DMatrix(X)), before)
+    np.testing.assert_array_equal(gbx.predict_proba(loaded, X, calibrate=False), before)
+    np.testing.assert_array_equal(gbx.predict_proba(loaded, xgb.DMatrix(X), calibrate=False),
+                                  before)
     stored = gbloss.loss_from_dict(json.loads(loaded.attr(gbx.ATTR_LOSS)))
     assert type(stored) is type(LOSSES[name](task))
     raw = loaded.predict(xgb.DMatrix(X), output_margin=True,
                          iteration_range=(0, loaded.best_iteration + 1))
-    np.testing.assert_allclose(before, stored.predict_proba(
-        raw, task=None if task == "binary" else task, calibrate=False), rtol=1e-12)
+    task_arg = None if task == "binary" else task
+    np.testing.assert_allclose(before, stored.predict_proba(raw, task=task_arg, calibrate=False),
+                               rtol=1e-12)
+    # by default, the calibrated probabilities of the stored loss
+    np.testing.assert_allclose(gbx.predict_proba(loaded, X),
+                               stored.predict_proba(raw, task=task_arg), rtol=1e-12)
 
 
 def test_predict_proba_refuses_a_different_loss(rng):

@@ -1,7 +1,8 @@
-"""gbloss's kernels in XGBoost's own OpenMP runtime (gbloss.xgboost.OPENMP_SHARED).
+"""gbloss's kernels in XGBoost's own OpenMP runtime (gbloss.xgboost.OPENMP_SHARED,
+gbloss._runtime).
 
-Each case runs in a fresh interpreter: what is decided depends on what the process loaded
-before ``import gbloss.xgboost``.
+Each case runs in a fresh interpreter: what is decided depends on what the process loaded and
+started before the first use of ``gbloss.xgboost``. Importing it decides nothing.
 """
 
 import json
@@ -50,7 +51,7 @@ def _probe(before="", env=None):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_kernels_run_in_xgboost_runtime_when_imported_first():
+def test_kernels_run_in_xgboost_runtime_when_used_first():
     result = _probe()
     assert result["shared"] is True
     assert result["threads"] is None  # all threads, gbloss's default
@@ -73,3 +74,36 @@ def test_not_shared_when_another_runtime_came_first(before):
     result = _probe(before)
     assert result["shared"] is False
     assert result["threads"] == 1
+
+
+IMPORT_PROBE = r"""
+import json, os
+import numba
+import gbloss, gbloss.xgboost, gbloss.sklearn
+from gbloss import _runtime
+
+before = {"numba_started": numba.np.ufunc.parallel._is_initialized,
+          "decided": _runtime._shared is not None}
+AFTER_IMPORT
+import gbloss.lightgbm  # loads the system libgomp, after the decision if one was made
+print(json.dumps({**before, "shared": gbloss.xgboost.OPENMP_SHARED}))
+"""
+
+
+def _import_probe(after_import=""):
+    script = IMPORT_PROBE.replace("AFTER_IMPORT", after_import)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "NUMBA_NUM_THREADS": "2"})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_importing_gbloss_has_no_side_effect():
+    result = _import_probe()
+    assert result == {"numba_started": False, "decided": False,
+                      "shared": False}  # lightgbm's libgomp came before the first use
+
+
+def test_an_explicit_early_call_shares_whatever_is_imported_later():
+    result = _import_probe("assert gbloss.xgboost.share_openmp_runtime() is True")
+    assert result == {"numba_started": False, "decided": False, "shared": True}
