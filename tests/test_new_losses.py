@@ -913,19 +913,26 @@ def test_lightgbm_trains(loss, task, rng):
     _assert_fitted(loss, task, y, gbl.predict_raw(booster, X))
 
 
-@pytest.mark.xfail(strict=True, reason="gbloss.xgboost.train prepares a loss from unweighted "
-                   "labels (xgboost._prepare); issue 12 asks that sample weights count in "
-                   "LDAM's class sizes")
-def test_xgboost_ldam_counts_are_weighted(rng):
+def test_engines_take_ldam_counts_from_weighted_labels(rng):
+    """Sample weights count in LDAM's class sizes (the engines keep weights in float32)."""
     xgb = pytest.importorskip("xgboost")
+    lgb = pytest.importorskip("lightgbm")
+    import gbloss.lightgbm as gbl
     import gbloss.xgboost as gbx
 
     X, y = _engine_data(MULTICLASS, rng)
     w = rng.uniform(0.2, 3.0, y.size)
+    expected = np.bincount(y.astype(int), weights=w.astype(np.float32))
     booster = gbx.train({"num_class": 3, "nthread": 1}, xgb.DMatrix(X, label=y, weight=w), 2,
                         loss=gbloss.LDAMLoss(1.0))
     stored = gbloss.loss_from_dict(json.loads(booster.attr("gbloss_loss")))
-    assert_allclose(stored.counts, np.bincount(y.astype(int), weights=w), rtol=1e-12)
+    assert_allclose(stored.counts, expected, rtol=1e-12)
+    booster = gbl.train({"num_class": 3, "num_threads": 1, "verbosity": -1},
+                        lgb.Dataset(X, label=y, weight=w), 2, loss=gbloss.LDAMLoss(1.0))
+    proba = gbl.predict_proba(booster, X)
+    expected_loss = gbloss.LDAMLoss(1.0, expected)
+    assert_allclose(proba, expected_loss.predict_proba(gbl.predict_raw(booster, X)),
+                    rtol=1e-6)
 
 
 def test_xgb_estimator_with_ldam_and_grid_search(rng):
