@@ -331,14 +331,15 @@ class Spec:
         return self.loss_class(**params)
 
 
-def _is_builtin(cls):
-    return cls.__module__.split(".")[0] == "gbloss"
+def _by_default(cls):
+    return vars(cls).get("compare_by_default", False)
 
 
 def default_losses(task):
-    """Keys of gbloss's own registered losses that fit ``task``: cross-entropy first, then in
-    registry order. Losses registered by users run when ``--losses`` names them."""
-    keys = [cls.key for cls in REGISTRY.values() if _is_builtin(cls) and task in cls.tasks]
+    """Keys of the registered losses that run without ``--losses`` (``compare_by_default``:
+    cross-entropy, focal, ASL, logit adjustment) and fit ``task``: cross-entropy first, then in
+    registry order. Other losses run when ``--losses`` names them."""
+    keys = [cls.key for cls in REGISTRY.values() if _by_default(cls) and task in cls.tasks]
     return sorted(keys, key=lambda key: key != _REFERENCE)
 
 
@@ -498,7 +499,7 @@ def _engine_defaults(backend, task, specs):
     Every row gets them, whatever ``--losses`` holds, so that rows of different runs compare.
     """
     losses = [cls(**cls.compare_fixed(task)) for cls in REGISTRY.values()
-              if _is_builtin(cls) and task in cls.tasks]
+              if _by_default(cls) and task in cls.tasks]
     losses += [spec.make(params) for spec in specs for params in spec.candidates]
     merged, asked_by, notes = {}, {}, []
     for loss in losses:

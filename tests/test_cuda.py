@@ -178,18 +178,24 @@ _PTX_CHECK = """
     assert hasattr(np, "row_stack") != ROW_STACK_REMOVED  # the shim left numpy as it was
     import numba
     from numba.core import types as nt
-    from gbloss.losses import REGISTRY, BINARY, MULTICLASS
+    from gbloss.losses import REGISTRY, BINARY, MULTICLASS, LabelStats
+    # every registered loss at its defaults, and with label smoothing (the soft-target
+    # softmax loop) where it has it; prepared on one label of every class (priors, counts),
+    # statistics built by hand: no CPU kernel may run here (Numba's CPU target needs row_stack)
+    variants = [(cls, {}) for cls in REGISTRY.values()]
+    variants += [(cls, {"label_smoothing": 0.1}) for cls in REGISTRY.values()
+                 if "label_smoothing" in cls.parameters]
     for dtype in (np.float32, np.float64):
-        for cls in REGISTRY.values():
-            loss = cls() if cls.__name__ != "LogitAdjustedLoss" else cls(1.0, [0.2, 0.3, 0.5])
-            kernels = gc.device_loops(loss.scalars)
+        for cls, params in variants:
             for task in cls.tasks:
                 n_out = 1 if task == BINARY else 3
+                counts = np.ones(2) if task == BINARY else (
+                    np.ones(3) if task == MULTICLASS else np.ones((3, 2)))
+                loss = cls(**params).prepare(LabelStats(task, counts, counts))
+                kernels = gc.device_loops(loss.scalars)
                 y = np.zeros(4) if task == MULTICLASS else np.zeros((4, n_out))
                 raw = np.zeros((4, n_out), dtype)
-                theta = loss.kernel_params(task, n_out if n_out > 1 else 1) \
-                    if not (cls.__name__ == "LogitAdjustedLoss" and task == BINARY) else \
-                    cls(1.0, [0.4, 0.6]).kernel_params(task, 1)
+                theta = loss.kernel_params(task, n_out)
                 link = "softmax" if task == MULTICLASS else "sigmoid"
                 gh = (y, raw, np.zeros(0), theta, 1, raw, raw)
                 out = np.zeros(4) if task == MULTICLASS else np.zeros((4, n_out))

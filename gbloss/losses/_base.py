@@ -271,7 +271,7 @@ class Loss:
     * optionally :meth:`link_offset`, :meth:`_prepare` and ``is_prepared``, :meth:`is_proper`
       and :meth:`_calibrated_softmax`, :meth:`_small_hessian`, :meth:`_softmax_start_guess`,
       :meth:`decision_scores`, and the ``compare`` attributes ``key``, ``description``,
-      ``grid``, ``fixed``, ``compare_select``.
+      ``grid``, ``fixed``, ``compare_select``, ``compare_by_default``.
 
     Parameters
     ----------
@@ -295,6 +295,9 @@ class Loss:
     grid = {}
     fixed = {}
     compare_select = None
+    #: Whether ``gbloss compare`` runs the loss without ``--losses`` naming it (declared by the
+    #: class itself; a subclass does not inherit it).
+    compare_by_default = False
 
     def __init__(self, *, hessian="psd"):
         self.hessian = check_choice("hessian", hessian, HESSIAN_MODES)

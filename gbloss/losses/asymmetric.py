@@ -129,6 +129,7 @@ class AsymmetricLoss(Loss):
     grid = {"gamma_neg": (2.0, 4.0), "clip": (0.0, 0.05)}
     fixed = {"gamma_neg": 4.0, "clip": 0.05}
     compare_select = "pr_auc"
+    compare_by_default = True
 
     def __init__(self, gamma_pos=0.0, gamma_neg=4.0, clip=0.05, *, gradient="exact",
                  hessian="psd"):

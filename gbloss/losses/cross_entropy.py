@@ -28,6 +28,7 @@ class CrossEntropyLoss(FocalLoss):
     grid = {}
     fixed = {}
     compare_select = None
+    compare_by_default = True
 
     def __init__(self, alpha=None, *, label_smoothing=0.0, hessian="psd"):
         super().__init__(gamma=0.0, alpha=alpha, label_smoothing=label_smoothing,

@@ -174,6 +174,7 @@ class FocalLoss(Loss):
     grid = {"gamma": (1.0, 2.0), "alpha": (None, 0.25)}
     fixed = {"gamma": 2.0, "alpha": None}
     compare_select = "pr_auc"
+    compare_by_default = True
 
     def __init__(self, gamma=2.0, alpha=None, *, label_smoothing=0.0, hessian="psd"):
         super().__init__(hessian=hessian)

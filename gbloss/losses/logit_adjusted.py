@@ -67,6 +67,7 @@ class LogitAdjustedLoss(Loss):
     grid = {"tau": (0.5, 1.0, 2.0)}
     fixed = {"tau": 1.0}
     compare_select = "balanced_accuracy"
+    compare_by_default = True
 
     def __init__(self, tau=1.0, priors=None, *, posthoc=False, hessian="psd"):
         super().__init__(hessian=hessian)
