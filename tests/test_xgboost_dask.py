@@ -101,6 +101,22 @@ def test_multiclass_logit_adjustment_uses_global_priors(client):
     _assert_same(X, result, local, history)
 
 
+def test_multiclass_ldam_counts_come_from_every_partition(client):
+    """LDAM's class sizes (weighted) are the totals over all workers' partitions."""
+    X, y, w, result, local, history = _both(client, "multiclass", gbloss.LDAMLoss(),
+                                            weighted=True, params={"num_class": K})
+    stored = json.loads(result["booster"].attr(gbx.ATTR_LOSS))
+    masses = np.bincount(y.astype(int), weights=w, minlength=K)
+    np.testing.assert_allclose(stored["params"]["counts"], masses, rtol=1e-12)
+    shard = np.bincount(y[N // 2:].astype(int), weights=w[N // 2:], minlength=K)
+    assert not np.allclose(shard / shard.sum(), masses / masses.sum(), rtol=0.05)  # shards differ
+    # the single-process model reads the DMatrix's float32 weights: counts agree to float32
+    local_counts = json.loads(local.attr(gbx.ATTR_LOSS))["params"]["counts"]
+    np.testing.assert_allclose(stored["params"]["counts"], local_counts, rtol=1e-6)
+    np.testing.assert_allclose(gbx.predict_proba(result["booster"], X),
+                               gbx.predict_proba(local, X), rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("strategy", ["one_output_per_tree", "multi_output_tree"])
 def test_multilabel_asymmetric_matches_single_process(client, strategy):
     X, _, _, result, local, history = _both(client, "multilabel", gbloss.AsymmetricLoss(),
