@@ -2,8 +2,8 @@
 
 Build: ``python -m pip install -e ".[docs]"`` then
 ``sphinx-build -W --keep-going -b html docs docs/_build/html`` (what ``.ci/run`` does).
-The example gallery is rendered without running the scripts (the test suite runs them);
-``-D plot_gallery=1`` runs them and adds their output.
+The example gallery runs the scripts on their small data and shows their output and figures
+(``-D plot_gallery=0``: code only).
 """
 
 import os
@@ -44,11 +44,15 @@ numpydoc_show_class_members = False  # autodoc lists the members; no second tabl
 myst_heading_anchors = 3
 
 # -- Examples -----------------------------------------------------------------------------------
+# The gallery runs the examples (all but the GPU and Dask ones) on their small data, so that the
+# site shows their output and figures and a broken example fails the build in seconds.
+os.environ.setdefault("GBLOSS_EXAMPLE_SMALL", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
 sphinx_gallery_conf = {
     "examples_dirs": str(ROOT / "examples"),
     "gallery_dirs": "auto_examples",
-    "filename_pattern": r"/(?!gpu_|dask_)[^/]+\.py$",  # plot_gallery=1 runs all but GPU, Dask
-    "plot_gallery": "False",
+    "filename_pattern": r"/(?!gpu_|dask_)[^/]+\.py$",  # runs all but GPU, Dask
+    "plot_gallery": "True",
     "download_all_examples": False,
     "remove_config_comments": True,
 }

@@ -8,13 +8,14 @@ focal loss is minimised by a distorted probability. ``predict_proba`` of the gbl
 inverts that distortion (``calibrate=True``, the default); ``calibrate=False`` gives the plain
 link. This script prints the expected calibration error (10 equal-mass bins, from
 ``sklearn.calibration.calibration_curve``), the log-loss and the mean absolute error against the
-true probabilities, for both, on held-out data.
+true probabilities, for both, on held-out data, and draws their reliability diagram.
 
 Run: python examples/calibration.py   (GBLOSS_EXAMPLE_SMALL=1: tiny data, seconds)
 """
 
 import os
 
+import matplotlib.pyplot as plt
 import numpy as np
 from scipy import special
 from sklearn.calibration import calibration_curve
@@ -55,3 +56,17 @@ for name, calibrate in (("plain link (calibrate=False)", False),
           f"{log_loss(y_test, proba):>10.4f}{np.mean(np.abs(proba - eta_test)):>17.4f}")
 print(f"{'true P(y=1 | x)':<28}{expected_calibration_error(y_test, eta_test):>8.4f}"
       f"{log_loss(y_test, eta_test):>10.4f}{0.0:>17.4f}")
+
+# %%
+# The reliability diagram: observed positive rate against the mean predicted probability, in 10
+# equal-mass bins of the held-out rows. The calibrated probabilities lie on the diagonal.
+fig, ax = plt.subplots(figsize=(5, 5))
+ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
+for name, calibrate in (("plain link", False), ("calibrated", True)):
+    proba = clf.set_params(calibrate=calibrate).predict_proba(X_test)[:, 1]
+    observed, predicted = calibration_curve(y_test, proba, n_bins=10, strategy="quantile")
+    ax.plot(predicted, observed, "o-", label=name)
+ax.set(xlabel="mean predicted P(y=1)", ylabel="observed positive rate",
+       title="FocalLoss(gamma=2, alpha=0.25), held-out rows")
+ax.legend(loc="upper left")
+plt.show()

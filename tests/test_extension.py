@@ -105,6 +105,23 @@ def test_registered_toy_loss_round_trips_and_is_found_by_key():
     assert loss.engine_defaults("xgboost") == {}
 
 
+def test_a_redefined_loss_replaces_itself_but_a_namesake_is_refused():
+    namespace = {}
+    source = ("from gbloss.losses import Loss\n"
+              "class ScaledLogisticLoss(Loss):\n"
+              "    tasks = ('binary',)\n"
+              "    scalars = {'sigmoid_element': element}\n")
+    exec(source, {"__name__": "another_module", "element": _scaled_sigmoid_element}, namespace)
+    with pytest.raises(ValueError, match="registered already"):
+        register(namespace["ScaledLogisticLoss"])
+    # the same module defining it again (a re-run notebook cell) replaces it
+    again = type("ScaledLogisticLoss", (ScaledLogisticLoss,), {"__module__": __name__})
+    again.__qualname__ = ScaledLogisticLoss.__qualname__
+    assert register(again) is again and gbloss.losses.REGISTRY["ScaledLogisticLoss"] is again
+    register(ScaledLogisticLoss)  # restore the module's own class
+    assert gbloss.losses.REGISTRY["ScaledLogisticLoss"] is ScaledLogisticLoss
+
+
 def test_registering_an_incomplete_loss_is_refused():
     class NoScalars(Loss):
         tasks = (BINARY,)
@@ -235,3 +252,22 @@ def test_edited_loss_module_is_not_served_stale_machine_code(tmp_path):
     edited = _probe(tmp_path, cache)
     assert edited["misses"] == 1 and edited["hits"] == 0
     assert_allclose(edited["grad"], 3.0 * np.array(first["grad"]), rtol=1e-15)
+
+
+def test_a_loss_script_run_as_main_does_not_load_the_loops_of_its_import(tmp_path):
+    """Numba imports a cached function's module by name when it loads it: loops cached while
+    the file was imported as ``edited`` must not be loaded when it runs as ``__main__`` (that
+    import would run the script again and register its loss twice)."""
+    module = tmp_path / "edited.py"
+    module.write_text(_TOY_MODULE.replace("@SCALE@", "1.0") + textwrap.dedent("""
+        if __name__ == "__main__":
+            import numpy as np
+            print(EditedLoss().gradient_hessian(np.array([1.0]), np.array([0.5]))[0][0])
+        """))
+    cache = tmp_path / "cache"
+    _probe(tmp_path, cache)  # imports edited: its loops go to the cache
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(module)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.strip()) == pytest.approx(1.0 / (1.0 + np.exp(-0.5)) - 1.0)

@@ -784,14 +784,21 @@ def register(cls):
     if missing:
         raise ValueError(f"{cls.__name__}.scalars lacks {missing} for its tasks {cls.tasks}")
     clash = REGISTRY.get(cls.__name__)
-    if clash is not None and clash is not cls:
+    if clash is not None and clash is not cls and not _redefinition(clash, cls):
         raise ValueError(f"a loss named {cls.__name__} is registered already ({clash!r})")
     if cls.key is not None:
-        other = next((c for c in REGISTRY.values() if c.key == cls.key and c is not cls), None)
+        other = next((c for c in REGISTRY.values()
+                      if c.key == cls.key and c is not cls and not _redefinition(c, cls)), None)
         if other is not None:
             raise ValueError(f"the key {cls.key!r} belongs to {other.__name__} already")
     REGISTRY[cls.__name__] = cls
     return cls
+
+
+def _redefinition(old, new):
+    """Whether ``new`` is ``old`` defined again (a re-run script or notebook cell): the same
+    module and qualified name. It then replaces ``old``."""
+    return (old.__module__, old.__qualname__) == (new.__module__, new.__qualname__)
 
 
 def by_key(key):

@@ -382,10 +382,16 @@ def _reachable_functions(functions):
 
 def source_key(functions):
     """A short hash of the source files of everything the given functions reach (their own
-    modules, :mod:`gbloss._jit` and this module included)."""
-    files = {inspect.getsourcefile(py) for py in _reachable_functions(functions)}
+    modules, :mod:`gbloss._jit` and this module included), and of the names those modules run
+    under: Numba imports a cached function's module by name when it loads it, so a loss module
+    run as a script (``__main__``) must not load the loops cached when it was imported under its
+    own name (that import would run the script again)."""
+    reached = _reachable_functions(functions)
+    files = {inspect.getsourcefile(py) for py in reached}
     files |= {__file__, _jit.__file__}
     digest = hashlib.sha256()
+    digest.update(" ".join(sorted({py.__globals__.get("__name__", "") for py in reached}))
+                  .encode() + b"\0")
     for path in sorted(f for f in files if f):
         with open(path, "rb") as source:
             digest.update(path.encode() + b"\0" + source.read())
