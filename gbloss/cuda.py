@@ -32,7 +32,6 @@ import types
 import warnings
 
 import numpy as np
-from numba.core.dispatcher import Dispatcher
 
 from .compat import import_numba_cuda
 from .losses import BINARY, MULTICLASS, _loops
@@ -79,16 +78,18 @@ def python_source(compiled):
 
 def _recompiled(py, bindings, device):
     """``py`` with its globals overridden: ``np``, ``prange``, the given bindings, and every
-    Numba dispatcher it calls replaced by its device function."""
+    Numba dispatcher it calls replaced by its device function, also one called as a module
+    attribute (``primitives.sigmoid_parts``: the module becomes a copy holding device
+    functions)."""
     namespace = dict(py.__globals__)
     namespace.update(np=_NUMPY, prange=range)
-    names = {n for code in (py.__code__, *(c for c in py.__code__.co_consts
-                                           if isinstance(c, types.CodeType)))
-             for n in code.co_names}
-    for name in names:
-        obj = py.__globals__.get(name)
-        if isinstance(obj, Dispatcher):
-            namespace[name] = device_function(obj)
+    direct, by_module = _loops.called_dispatchers(py)
+    namespace.update({name: device_function(d) for name, d in direct.items()})
+    for name, used in by_module.items():
+        module = types.ModuleType(py.__globals__[name].__name__)
+        module.__dict__.update(vars(py.__globals__[name]))
+        module.__dict__.update({a: device_function(d) for a, d in used.items()})
+        namespace[name] = module
     namespace.update(bindings)
     fn = types.FunctionType(py.__code__, namespace, py.__name__, py.__defaults__,
                             py.__closure__)

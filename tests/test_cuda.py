@@ -166,6 +166,8 @@ _PTX_CHECK = """
             sys.exit(0)
     import numpy as np
     import gbloss.losses  # scipy's array-API layer copies numpy's namespace, row_stack too
+    sys.path.insert(0, "examples")
+    import custom_loss  # noqa: F401  (a registered loss outside gbloss: primitives.sigmoid_parts)
     ROW_STACK_REMOVED = @REMOVE@
     if ROW_STACK_REMOVED and hasattr(np, "row_stack"):
         del np.row_stack  # as in NumPy 2.5

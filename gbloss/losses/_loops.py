@@ -356,9 +356,28 @@ TEMPLATES = {"sigmoid": ((sigmoid_gradient_hessian, sigmoid_loss), SIGMOID_SLOTS
 # Instantiation
 
 
+def called_dispatchers(py):
+    """The Numba dispatchers a Python function (or a function nested in it) calls through a
+    global name, ``{name: dispatcher}``, and through a module attribute,
+    ``{module name: {attribute: dispatcher}}``."""
+    codes = [py.__code__, *(c for c in py.__code__.co_consts if isinstance(c, types.CodeType))]
+    names = {name for code in codes for name in code.co_names}
+    direct, by_module = {}, {}
+    for name in names:
+        obj = py.__globals__.get(name)
+        if isinstance(obj, Dispatcher):
+            direct[name] = obj
+        elif isinstance(obj, types.ModuleType):
+            used = {a: getattr(obj, a) for a in names
+                    if isinstance(getattr(obj, a, None), Dispatcher)}
+            if used:
+                by_module[name] = used
+    return direct, by_module
+
+
 def _reachable_functions(functions):
-    """The Python functions of the given Numba dispatchers and of every dispatcher they call
-    through a global name or a module attribute, transitively."""
+    """The Python functions of the given Numba dispatchers and of every dispatcher they call,
+    transitively (:func:`called_dispatchers`)."""
     seen, found, stack = set(), [], list(functions)
     while stack:
         fn = stack.pop()
@@ -367,16 +386,9 @@ def _reachable_functions(functions):
             continue
         seen.add(id(py))
         found.append(py)
-        codes = [py.__code__]
-        codes += [c for c in py.__code__.co_consts if isinstance(c, types.CodeType)]
-        names = {name for code in codes for name in code.co_names}
-        for name in names:
-            obj = py.__globals__.get(name)
-            if isinstance(obj, types.ModuleType):
-                stack += [getattr(obj, a) for a in names
-                          if isinstance(getattr(obj, a, None), Dispatcher)]
-            elif isinstance(obj, Dispatcher):
-                stack.append(obj)
+        direct, by_module = called_dispatchers(py)
+        stack += list(direct.values())
+        stack += [d for used in by_module.values() for d in used.values()]
     return found
 
 
