@@ -147,6 +147,9 @@ class DeviceLoops:
     template's source with the loss's slots bound to device functions."""
 
     def __init__(self, bindings):
+        # held, like the CPU loops': :func:`device_loops` keys by the functions' ids, which a
+        # new function could take over once these were freed
+        self.bindings = dict(bindings)
         slots = {name: device_function(fn) for name, fn in bindings.items()}
         for templates, names in _loops.TEMPLATES.values():
             if not all(n in slots for n in names):

@@ -432,7 +432,7 @@ class Loops:
     ``bindings`` are the slot functions."""
 
     def __init__(self, bindings):
-        self.bindings = dict(bindings)
+        self.bindings = dict(bindings)  # held: loops_for keys by their ids
         if all(s in self.bindings for s in SOFTMAX_SLOTS + SOFT_SOFTMAX_SLOTS):
             raise ValueError("a loss fills the slots of one softmax template: softmax_shift "
                              "(hard labels) or softmax_target (soft targets), not both")
