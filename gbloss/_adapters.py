@@ -226,17 +226,20 @@ def _same(current, validated):
 
 class _Run:
     """State of one training run on one dataset: the shape of the engine's raw scores, its
-    labels and weights as last seen, the validated target and weights, and the buffers."""
+    labels and weights as last seen, the validated target and weights, the buffers and the
+    kernel bound to them (:meth:`gbloss.Loss.bind`)."""
 
-    __slots__ = ("raw_shape", "labels", "weight", "target", "validated_weight", "buffers")
+    __slots__ = ("raw_shape", "labels", "weight", "target", "validated_weight", "buffers",
+                 "fill")
 
-    def __init__(self, raw_shape, labels, weight, target, validated_weight, buffers):
+    def __init__(self, raw_shape, labels, weight, target, validated_weight, buffers, fill):
         self.raw_shape = raw_shape
         self.labels = labels
         self.weight = weight
         self.target = target
         self.validated_weight = validated_weight
         self.buffers = buffers
+        self.fill = fill
 
     def serves(self, raw_shape, labels, weight):
         return (raw_shape == self.raw_shape and _same(labels, self.labels)
@@ -304,16 +307,30 @@ class EngineObjective(TransientState):
         runs = self._runs()
         run = runs.get(key)
         if run is not None and run.serves(raw.shape, labels, weight):
-            self.loss.gradient_hessian(run.target.y, raw.reshape(run.target.shape),
-                                       run.validated_weight,
-                                       out=run.buffers, n_threads=self._threads(),
-                                       check_input=False)
+            run.fill(raw.reshape(run.target.shape))
         else:
             run = runs[key] = self._new_run(raw, labels, weight, num_class)
         grad, hess = run.buffers
         if self.hessian_scale != 1.0:
             hess *= self.hessian_scale
         return grad, hess
+
+    def bind(self, key):
+        """``gradients(raw) -> (grad, hess)`` for the run on dataset ``key`` that the last
+        call set up (labels and weights validated, first-round checks done), into that run's
+        buffers, without reading the engine's labels and weights again: for a training loop
+        that runs no code between its rounds that could change them."""
+        run = self._runs()[key]
+        fill, shape, scale = run.fill, run.target.shape, self.hessian_scale
+        grad, hess = run.buffers
+
+        def gradients(raw):
+            fill(raw.reshape(shape))
+            if scale != 1.0:
+                np.multiply(hess, scale, out=hess)
+            return grad, hess
+
+        return gradients
 
     def _new_run(self, raw, labels, weight, num_class):
         """Resolve and validate the target, fill new buffers (one validated kernel call) and
@@ -331,10 +348,10 @@ class EngineObjective(TransientState):
         buffers = tuple(np.empty(target.shape, np.float32, order=self.buffer_order)
                         for _ in range(2))
         # validates labels against the loss's domain and the weights (finite, >= 0)
-        self.loss.gradient_hessian(target.y, raw, validated_weight, out=buffers,
-                                   n_threads=self._threads())
+        fill = self.loss.bind(target.y, validated_weight, out=buffers, n_threads=self._threads())
+        fill(raw)
         self._check_start(raw, target, validated_weight)
-        return _Run(raw_shape, labels, weight, target, validated_weight, buffers)
+        return _Run(raw_shape, labels, weight, target, validated_weight, buffers, fill)
 
     def _check_start(self, raw, target, weight):
         first = raw[0]

@@ -394,9 +394,9 @@ def train_xgboost(params, dtrain, num_boost_round, *, X, loss, hessian_scale=1.0
                   xp=None):
     """``xgboost.train`` with gradients computed and kept on the GPU.
 
-    The loop of ``xgboost.train`` (its ``CallbackContainer``: callbacks, evaluation sets,
-    early stopping, ``evals_result``, ``verbose_eval``, ``xgb_model``) with the round body
-    replaced: the gbloss kernel writes gradients and Hessians into device buffers allocated once,
+    The loop of ``xgboost.train`` (:func:`gbloss.xgboost.boosting_loop`: callbacks, evaluation
+    sets, early stopping, ``evals_result``, ``verbose_eval``, ``xgb_model``) with this round
+    body: the gbloss kernel writes gradients and Hessians into device buffers allocated once,
     ``Booster.boost(dtrain, i, grad=, hess=)`` grows the trees, and the margins are advanced on
     the device by predicting the new trees only, ``inplace_predict(X, iteration_range=(r - 1,
     r), base_margin=margins)``. Labels and weights are read from ``dtrain`` once. Nothing is
@@ -407,8 +407,7 @@ def train_xgboost(params, dtrain, num_boost_round, *, X, loss, hessian_scale=1.0
     feature matrix ``dtrain`` was built from (:func:`device_features` converts it); ``xp`` the
     array module (CuPy; NumPy only for the simulator tests).
     """
-    import xgboost
-    from xgboost.callback import CallbackContainer, EarlyStopping, EvaluationMonitor
+    from .xgboost import boosting_loop
 
     xp = _array_module() if xp is None else xp
     X = device_features(X, xp)
@@ -417,46 +416,37 @@ def train_xgboost(params, dtrain, num_boost_round, *, X, loss, hessian_scale=1.0
         raise ValueError(f"X has shape {tuple(X.shape)} but dtrain has {n_rows} rows and "
                          f"{dtrain.num_col()} columns: pass the feature matrix dtrain was "
                          "built from")
-    evals = list(evals) if evals else []
-    callbacks = list(callbacks) if callbacks else []
-    bst = xgboost.Booster(params, [dtrain] + [d for d, _ in evals], model_file=xgb_model)
-    if verbose_eval:
-        callbacks.append(EvaluationMonitor(period=1 if verbose_eval is True else verbose_eval))
-    if early_stopping_rounds:
-        callbacks.append(EarlyStopping(rounds=early_stopping_rounds, maximize=maximize))
-    container = CallbackContainer(callbacks, metric=custom_metric, output_margin=True)
 
-    # the start: dtrain's base_margin if set, else base_score; plus the trees of xgb_model
-    base_margin = dtrain.get_base_margin()  # flat, n_rows * outputs
-    if base_margin.size:
-        base_margin = xp.asarray(base_margin.reshape(n_rows, -1), dtype=xp.float32)
-        base_margin = base_margin[:, 0] if base_margin.shape[1] == 1 else base_margin
-    else:
-        base_margin = None
-    margins = xp.ascontiguousarray(_predict_margin(bst, X, base_margin, (0, 0)),
-                                   dtype=xp.float32)
-    grad = xp.empty_like(margins)
-    hess = xp.empty_like(margins)
-    weight = dtrain.get_weight()
-    gradient = DeviceGradient(loss, dtrain.get_label(), margins.shape,
-                              weight if weight.size else None, hessian_scale=hessian_scale)
-    launch = gradient.bind(margins, grad, hess)
-    scale = gradient.hessian_scale
+    def rounds(bst):
+        # the start: dtrain's base_margin if set, else base_score; plus the trees of xgb_model
+        base_margin = dtrain.get_base_margin()  # flat, n_rows * outputs
+        if base_margin.size:
+            base_margin = xp.asarray(base_margin.reshape(n_rows, -1), dtype=xp.float32)
+            base_margin = base_margin[:, 0] if base_margin.shape[1] == 1 else base_margin
+        else:
+            base_margin = None
+        margins = xp.ascontiguousarray(_predict_margin(bst, X, base_margin, (0, 0)),
+                                       dtype=xp.float32)
+        grad = xp.empty_like(margins)
+        hess = xp.empty_like(margins)
+        weight = dtrain.get_weight()
+        gradient = DeviceGradient(loss, dtrain.get_label(), margins.shape,
+                                  weight if weight.size else None, hessian_scale=hessian_scale)
+        launch = gradient.bind(margins, grad, hess)
+        scale = gradient.hessian_scale
 
-    bst = container.before_training(bst)
-    for i in range(num_boost_round):
-        if container.before_iteration(bst, i, dtrain, evals):
-            break
-        launch()
-        if scale != 1.0:
-            hess *= scale
-        bst.boost(dtrain, i, grad=grad, hess=hess)
-        rounds = bst.num_boosted_rounds()
-        xp.copyto(margins, _predict_margin(bst, X, margins, (rounds - 1, rounds)))
-        if container.after_iteration(bst, i, dtrain, evals):
-            break
-    bst = container.after_training(bst)
-    if evals_result is not None:
-        evals_result.update(container.history)
-    return bst.reset() if hasattr(bst, "reset") else bst
+        def step(i):
+            launch()
+            if scale != 1.0:
+                xp.multiply(hess, scale, out=hess)
+            bst.boost(dtrain, i, grad=grad, hess=hess)
+            done = bst.num_boosted_rounds()
+            xp.copyto(margins, _predict_margin(bst, X, margins, (done - 1, done)))
+
+        return step
+
+    return boosting_loop(params, dtrain, num_boost_round, rounds, evals=evals,
+                         custom_metric=custom_metric, maximize=maximize,
+                         early_stopping_rounds=early_stopping_rounds, evals_result=evals_result,
+                         verbose_eval=verbose_eval, xgb_model=xgb_model, callbacks=callbacks)
 

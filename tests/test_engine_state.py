@@ -97,6 +97,40 @@ def test_lightgbm_objective_sees_dataset_edits_between_rounds(rng):
     np.testing.assert_allclose(hess, expected[1], rtol=1e-6)
 
 
+class _FlipLabelsAt(xgb.callback.TrainingCallback):
+    """Sets new labels and weights on the training DMatrix after round ``at``."""
+
+    def __init__(self, dtrain, at, labels, weight):
+        self.dtrain, self.at, self.labels, self.weight = dtrain, at, labels, weight
+
+    def after_iteration(self, model, epoch, evals_log):
+        if epoch == self.at:
+            self.dtrain.set_label(self.labels)
+            self.dtrain.set_weight(self.weight)
+        return False
+
+
+def test_xgboost_train_sees_labels_a_callback_sets_between_rounds(rng):
+    X, y = _binary(rng)
+    w = rng.uniform(0.2, 3.0, N)
+    dtrain = xgb.DMatrix(X, label=y)
+    flipped = gbx.train(XGB_PARAMS, dtrain, 6, loss=LOSS, metric=None,
+                        callbacks=[_FlipLabelsAt(dtrain, 2, 1.0 - y, w)])
+    # the same rounds by hand: 3 on the labels, then 3 more on the new labels and weights
+    dtrain = xgb.DMatrix(X, label=y)
+    params = gbx.params(LOSS, dtrain, XGB_PARAMS)
+    obj = gbx.objective(LOSS)
+    by_hand = xgb.Booster(params, [dtrain])
+    for i in range(6):
+        if i == 3:
+            dtrain.set_label(1.0 - y)
+            dtrain.set_weight(w)
+        by_hand.update(dtrain, i, fobj=obj)
+    np.testing.assert_array_equal(_xgb_margins(flipped, X), _xgb_margins(by_hand, X))
+    unchanged = gbx.train(XGB_PARAMS, xgb.DMatrix(X, label=y), 6, loss=LOSS, metric=None)
+    assert np.abs(_xgb_margins(flipped, X) - _xgb_margins(unchanged, X)).max() > 0.1
+
+
 def test_lightgbm_estimator_refit_with_one_objective_sees_the_new_labels(rng):
     X, y = _binary(rng)
     settings_ = {"n_estimators": 3, "num_leaves": 4, "min_child_samples": 5, "verbosity": -1,

@@ -695,6 +695,44 @@ def test_unprepared_logit_adjustment_cannot_give_probabilities():
         gbloss.LogitAdjustedLoss(1.0).predict_proba(np.zeros(3))
 
 
+@pytest.mark.parametrize(("case", "task", "n_out"), case_params(k_values=(3,)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bound_kernel_is_gradient_hessian_with_fixed_labels(case, task, n_out, dtype, rng):
+    loss = case.build(n_out)
+    y, raw = make_data(task, n_out, N_ROWS, rng)
+    w = rng.uniform(0.25, 3.0, N_ROWS)
+    out = (np.empty(raw.shape, dtype), np.empty(raw.shape, dtype))
+    fill = loss.bind(y, w, out=out)
+    y_given, w_given = y.copy(), w.copy()
+    y[:] = 1.0 - y if task != MULTICLASS else 0.0  # the bound labels and weights are copies
+    w[:] = 1.0
+    for shift in (0.0, 0.5):
+        grad, hess = fill(raw + shift)
+        assert grad is out[0] and hess is out[1]
+        expected = loss.gradient_hessian(y_given, raw + shift, w_given)
+        assert_allclose(grad, expected[0].astype(dtype), rtol=1e-6 if dtype is np.float32 else 0)
+        assert_allclose(hess, expected[1].astype(dtype), rtol=1e-6 if dtype is np.float32 else 0)
+
+
+def test_bound_kernel_checks_labels_once_and_raw_every_call(rng):
+    loss = gbloss.FocalLoss()
+    y, raw = make_data(MULTICLASS, 3, N_ROWS, rng)
+    out = (np.empty_like(raw), np.empty_like(raw))
+    with pytest.raises(ValueError, match="integer class labels in 0..2"):
+        loss.bind(y + 3, out=out)
+    with pytest.raises(ValueError, match="sample_weight"):
+        loss.bind(y, -np.ones(N_ROWS), out=out)
+    with pytest.raises(ValueError, match="out must be a"):
+        loss.bind(y, out=None)
+    fill = loss.bind(y, out=out)
+    with pytest.raises(ValueError, match=r"raw must be a float32/float64 array of shape \(40, 3\)"):
+        fill(raw[:, :2])
+    bad = raw.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        fill(bad)
+
+
 # ------------------------------------------------------------------------------------------------
 # Link, task detection, preparation, serialisation
 

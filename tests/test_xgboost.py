@@ -115,6 +115,46 @@ def test_multilabel_matches_multi_target_logistic(strategy, weighted, rng):
     np.testing.assert_allclose(gbx.predict_proba(ours, X), builtin, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize(("task", "strategy"), [("binary", None), ("multiclass", None),
+                                              ("multilabel", "one_output_per_tree"),
+                                              ("multilabel", "multi_output_tree")])
+@pytest.mark.parametrize("native", [True, False], ids=["c-api", "python-api"])
+def test_train_grows_the_model_of_xgboost_train_with_the_objective(task, strategy, native, rng,
+                                                                   monkeypatch):
+    """gbx.train's own loop (rounds after the first through XGBoost's C functions, or through
+    Booster.update where they are missing) against xgboost.train with the same objective:
+    the same bytes, the same evaluation history and early-stopping round."""
+    if not native:
+        monkeypatch.setattr(gbx._NativeRound, "available", staticmethod(lambda: False))
+    dtrain, X, _, _ = _dmatrix(task, rng, weighted=True)
+    dvalid, _, _, _ = _dmatrix(task, rng, n=150)
+    params = _task_params(task, strategy)
+    loss = gbloss.FocalLoss(2.0)
+    histories = [{}, {}]
+    ours = gbx.train(params, dtrain, 40, loss=loss, hessian_scale=1.5, evals=[(dvalid, "v")],
+                     early_stopping_rounds=3, evals_result=histories[0], verbose_eval=False)
+    reference = xgb.train(gbx.params(loss, dtrain, params), dtrain, 40,
+                          obj=gbx.objective(loss, hessian_scale=1.5),
+                          custom_metric=gbx.metric(loss), evals=[(dvalid, "v")],
+                          early_stopping_rounds=3, evals_result=histories[1], verbose_eval=False)
+    for booster in (ours, reference):
+        for key in [k for k in booster.attributes() if k.startswith("gbloss_")]:
+            booster.set_attr(**{key: None})
+    assert bytes(ours.save_raw()) == bytes(reference.save_raw())
+    assert histories[0] == histories[1]
+    assert ours.best_iteration == reference.best_iteration
+
+
+def test_train_calls_the_python_objective_once_then_the_bound_kernel(rng, monkeypatch):
+    dtrain, _, _, _ = _dmatrix("binary", rng)
+    calls = []
+    original = gbx.Objective.__call__
+    monkeypatch.setattr(gbx.Objective, "__call__",
+                        lambda self, *a: calls.append(1) or original(self, *a))
+    gbx.train(_task_params("binary"), dtrain, 8, loss=gbloss.FocalLoss(), metric=None)
+    assert len(calls) == 1
+
+
 # -- every task ------------------------------------------------------------------------------
 
 

@@ -491,6 +491,41 @@ class Loss:
             _raise_bad(loss._gradient_hessian(task, y, raw, weight, theta, mode, grad, hess))
         return grad, hess
 
+    def bind(self, y, sample_weight=None, *, out, n_threads=None):
+        """``fill(raw)``: :meth:`gradient_hessian` into ``out``, a ``(grad, hess)`` pair, for
+        labels and weights fixed now: for a training loop that calls it every round.
+
+        ``y``, ``sample_weight`` and ``out`` are checked once here (``raw`` must then have the
+        shape of the buffers in ``out``); the task, the kernel parameters, the Hessian policy
+        and the threads are resolved once. ``y`` and ``sample_weight`` are copied, so ``fill``
+        stays valid whatever happens to the caller's arrays; each call checks ``raw``'s shape
+        and dtype, and the kernel refuses non-finite raw scores as always.
+        """
+        try:
+            example = np.zeros(np.shape(out[0]))
+        except (TypeError, IndexError):
+            raise ValueError("out must be a (grad, hess) pair of arrays") from None
+        n = default_threads(example.size) if n_threads is None else n_threads
+        with thread_limit(n):
+            task, y, raw, weight = self._inputs(y, example, sample_weight, True)
+        y, weight = y.copy(), weight.copy()
+        grad, hess = _output_buffers(raw, out)
+        n_out = 1 if raw.ndim == 1 else raw.shape[1]
+        loss = self._ready(task, y, n_out)
+        theta = loss.kernel_params(task, n_out)
+        mode = HESSIAN_MODES[self.hessian]
+        run = loss._gradient_hessian
+
+        def fill(raw):
+            if raw.shape != grad.shape or raw.dtype not in (np.float32, np.float64):
+                raise ValueError(f"raw must be a float32/float64 array of shape {grad.shape}, "
+                                 f"got {raw.dtype} {raw.shape}")
+            with thread_limit(n):
+                _raise_bad(run(task, y, raw, weight, theta, mode, grad, hess))
+            return grad, hess
+
+        return fill
+
     def _gradient_hessian(self, task, y, raw, weight, theta, mode, grad, hess):
         """Run the loop of ``task``; returns its count(s) of bad inputs. A loss may specialise
         a task here (focal's vectorised binary loop)."""
