@@ -156,10 +156,33 @@ def test_thread_limit_validates_and_restores_after_errors():
             gbloss.FocalLoss().gradient_hessian(np.zeros(3), np.zeros(3), n_threads=bad)
         with pytest.raises(ValueError, match="n_threads must be a positive integer"):
             gbloss.FocalLoss().loss(np.zeros(3), np.zeros(3), n_threads=bad)
-    with pytest.raises(RuntimeError), _jit.thread_limit(1):
-        assert numba.get_num_threads() == 1
+    with pytest.raises(RuntimeError), _jit.thread_limit(2):
+        assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
         raise RuntimeError
     assert numba.get_num_threads() == before
+
+
+def test_one_thread_runs_the_serial_loops_and_more_threads_the_parallel_ones(monkeypatch):
+    """thread_limit(1) marks the calling thread instead of resizing Numba's pool: kernels run
+    their serial copy inside it, also nested in a wider limit, and their parallel copy in a
+    wider limit nested inside it."""
+    ran = []
+    kernel = _jit.Kernel(lambda: None)
+    monkeypatch.setattr(kernel, "serial", lambda: ran.append("serial"))
+    monkeypatch.setattr(kernel, "parallel", lambda: ran.append("parallel"))
+    with _jit.thread_limit(1):
+        kernel()
+        with _jit.thread_limit(2):
+            kernel()
+            with _jit.thread_limit(1):
+                kernel()
+            kernel()
+        kernel()
+    wide = "parallel" if numba.config.NUMBA_NUM_THREADS > 1 else "serial"
+    assert ran == ["serial", wide, "serial", wide, "serial"]
+    with pytest.raises(RuntimeError), _jit.thread_limit(1):
+        raise RuntimeError
+    assert not getattr(_jit._LIMIT, "serial", False)
 
 
 def test_default_threads_follows_size_and_environment(monkeypatch):
