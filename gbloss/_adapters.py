@@ -25,7 +25,10 @@ the gradient buffers it refills. Every round it reads the labels and weights the
 a round for 500k rows and weights from XGBoost's copying getters, about 0.1% of a boosting
 round), so ``set_label``/``set_weight`` between trainings, or between rounds, are never missed.
 Two trainings in two threads with one objective object get buffers of their own (the engines
-call the objective from the thread that trains), so they give the serial models. Pickles and
+call the objective from the thread that trains), so they give the serial models. A run binds
+the kernel to its validated labels, weights and buffers once (:meth:`gbloss.Loss.bind`);
+:meth:`EngineObjective.bind` hands it to a training loop that runs no user code between
+rounds (``gbloss.xgboost.train`` without callbacks), which then skips the rereading. Pickles and
 deep copies (Dask, ``lightgbm.train``'s copy of its params) start with no state.
 """
 

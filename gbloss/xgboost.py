@@ -33,6 +33,15 @@ Design decisions
   policy for the focal-type losses). XGBoost's ``multi:softprob`` uses ``2 p_k(1 - p_k)``:
   ``hessian_scale=2.0`` reproduces it (halves the leaf steps); the default 1.0 keeps Newton's
   step of the diagonal. ``hessian_scale`` multiplies every Hessian, for any task.
+* **The training loop.** :func:`train` runs ``xgboost.train``'s loop itself
+  (:func:`boosting_loop`: the same callbacks, evaluation, early stopping and history) so that
+  a round costs what the built-in objective's does: after the first round (through
+  :class:`Objective`, which validates labels and weights and checks the start), each round
+  calls XGBoost's C functions for the margins and the trees directly and the kernel bound to
+  the run, sparing the Python wrappers' 0.3 ms a round, which on 2000 rows was half the
+  round. The models are byte-identical to ``xgboost.train(..., obj=objective(loss))``. With
+  ``callbacks=`` (user code between rounds, which may ``set_label``) every round goes through
+  ``Booster.update`` and the objective, which reads labels and weights again.
 * **Sample weights** of the DMatrix are applied inside the objective (XGBoost never applies
   them to custom gradients) and by the metrics.
 * **Early stopping** uses the last metric. Metric names tell XGBoost's guess the direction
