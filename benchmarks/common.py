@@ -58,3 +58,53 @@ def paired_ratio(times, name, reference, column=0):
     which a ratio of two medians over the whole run does not do."""
     pairs = zip(times[name], times[reference], strict=True)
     return statistics.median(t[column] / r[column] for t, r in pairs)
+
+
+def make_multiclass_data(rows, features, classes, seed=0):
+    """Imbalanced multiclass data: class priors falling as 1/(k+1) (the rarest of 10 classes
+    about 3%, of 100 about 0.2%), classes drawn from a softmax of linear scores of the
+    first ten features plus the log priors. Labels 0..classes-1 as float32."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, features)).astype(np.float32)
+    informative = min(features, 10)
+    W = rng.normal(scale=0.7, size=(informative, classes))
+    priors = 1.0 / np.arange(1, classes + 1)
+    scores = X[:, :informative] @ W + np.log(priors / priors.sum())
+    y = np.argmax(scores + rng.gumbel(size=(rows, classes)), axis=1).astype(np.float32)
+    return X, y
+
+
+def make_multilabel_data(rows, features, labels, seed=0):
+    """Multi-label data: ``labels`` 0/1 columns (float32, shape (rows, labels)), each a logistic
+    model of the first ten features with its own prevalence, from about 2% to 30%."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, features)).astype(np.float32)
+    informative = min(features, 10)
+    W = rng.normal(scale=0.6, size=(informative, labels))
+    bias = np.log(np.linspace(0.02, 0.3, labels) / (1 - np.linspace(0.02, 0.3, labels)))
+    logit = X[:, :informative] @ W + bias
+    Y = (rng.random((rows, labels)) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+    return X, Y
+
+
+def leaves_per_tree(booster):
+    """Mean number of leaves per tree of an XGBoost or LightGBM booster."""
+    if hasattr(booster, "get_dump"):
+        dump = booster.get_dump()
+        return sum(tree.count("leaf=") for tree in dump) / len(dump)
+    info = booster.dump_model()["tree_info"]
+    return sum(t["num_leaves"] for t in info) / len(info)
+
+
+def print_timings(fits, times, reference, leaves, label="model"):
+    """The detailed table of one configuration; returns ``{name: (median s, ratio)}``."""
+    median = {name: statistics.median(t for t, _ in v) for name, v in times.items()}
+    ratio = {name: paired_ratio(times, name, reference) for name in fits}
+    width = max(42, max(len(name) for name in fits) + 2)
+    print(f"\n  {label:<{width}}{'median s':>10}{'vs built-in':>13}{'leaves/tree':>13}"
+          f"{'min..max s':>16}")
+    for name in fits:
+        wall = [t for t, _ in times[name]]
+        print(f"  {name:<{width}}{median[name]:>10.3f}{ratio[name]:>12.2f}x"
+              f"{leaves[name]:>13.1f}{min(wall):>8.2f}..{max(wall):.2f}")
+    return {name: (median[name], ratio[name]) for name in fits}
