@@ -44,13 +44,17 @@ import lightgbm as lgb
 import numba
 import numpy as np
 import xgboost as xgb
-from common import interleaved_times, leaves_per_tree, make_multiclass_data, print_timings
+from common import (
+    CHECK_ROUNDS,
+    check_same_trees,
+    interleaved_times,
+    leaves_per_tree,
+    make_multiclass_data,
+    print_timings,
+)
 
 import gbloss
 import gbloss.lightgbm as gbl
-
-TOLERANCE = 1e-4
-CHECK_ROUNDS = 5
 
 
 def softmax(raw):
@@ -125,23 +129,6 @@ def lightgbm_fits(X, y, k, rounds, leaves, threads):
             f"gbloss cross-entropy (hessian_scale={k}/{k - 1})": ours(ce, d_gbloss, scale),
             "gbloss focal (gamma=2)": ours(focal, d_focal, 1.0)}
     return fits, tie_free
-
-
-def check_same_trees(title, warm, leaves, tie_free):
-    """Leaves per tree and probabilities of the pair; the tie-free refit when they differ."""
-    reference, paired = list(warm)[:2]
-    gap = float(np.max(np.abs(warm[reference][1] - warm[paired][1])))
-    print(f"{title}: same trees? leaves per tree {leaves[reference]:.2f} (built-in) vs "
-          f"{leaves[paired]:.2f} (gbloss cross-entropy); max |probability difference| "
-          f"{gap:.2e}")
-    if gap < TOLERANCE:
-        return
-    a, b = tie_free()
-    tie_gap = float(np.max(np.abs(a - b)))
-    print(f"  (above 1e-4: tied splits broken the other way); from a per-row jittered start, "
-          f"{CHECK_ROUNDS} rounds: max |probability difference| {tie_gap:.2e}")
-    assert tie_gap < TOLERANCE, \
-        f"{title}: gbloss's cross-entropy does not grow the built-in's trees"
 
 
 def run(argv=None):

@@ -35,7 +35,13 @@ import lightgbm as lgb
 import numba
 import numpy as np
 import xgboost as xgb
-from common import interleaved_times, leaves_per_tree, make_data, print_timings
+from common import (
+    check_same_trees,
+    interleaved_times,
+    leaves_per_tree,
+    make_data,
+    print_timings,
+)
 
 import gbloss
 from gbloss.sklearn import (
@@ -44,8 +50,6 @@ from gbloss.sklearn import (
     GBLossLGBMClassifier,
     GBLossXGBClassifier,
 )
-
-TOLERANCE = 1e-4
 
 
 def booster_of(estimator):
@@ -107,13 +111,8 @@ def run(argv=None):
         fits = {name: fit_predict(make, X, y) for name, make in makers.items()}
         warm = {name: fit() for name, fit in fits.items()}  # warm-up, and the same-trees check
         leaves = {name: leaves_per_tree(booster_of(est)) for name, (est, _) in warm.items()}
-        reference, paired = list(fits)[:2]
-        gap = float(np.max(np.abs(warm[reference][1] - warm[paired][1])))
-        print(f"\n{engine}: same trees? leaves per tree {leaves[reference]:.2f} (built-in) vs "
-              f"{leaves[paired]:.2f} (gbloss cross-entropy); max |probability difference| "
-              f"{gap:.2e}")
-        assert leaves[reference] == leaves[paired] and gap < TOLERANCE, \
-            f"{engine}: gbloss's cross-entropy estimator does not grow the built-in's trees"
+        reference = list(fits)[0]
+        check_same_trees(f"{engine} estimators", warm, leaves)
         times = interleaved_times(fits, args.repeat)
         result = print_timings(fits, times, reference, leaves, label="estimator")
         title = (f"small data, {engine} estimators: {args.rows} x {args.features}, {n} trees, "

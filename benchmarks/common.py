@@ -108,3 +108,34 @@ def print_timings(fits, times, reference, leaves, label="model"):
         print(f"  {name:<{width}}{median[name]:>10.3f}{ratio[name]:>12.2f}x"
               f"{leaves[name]:>13.1f}{min(wall):>8.2f}..{max(wall):.2f}")
     return {name: (median[name], ratio[name]) for name in fits}
+
+
+#: Largest probability difference of two models said to grow the same trees.
+SAME_TREES_TOLERANCE = 1e-4
+#: Rounds of the tie-free refit of :func:`check_same_trees`.
+CHECK_ROUNDS = 5
+
+
+def check_same_trees(title, warm, leaves, tie_free=None):
+    """Check that the first two fits (the built-in and gbloss's cross-entropy) grew the same
+    trees: ``warm`` maps each name to (model, probabilities), ``leaves`` to leaves per tree.
+    From a constant start all rows of a class share one gradient, so splits of small nodes can
+    tie exactly in gain, and float32 rounding may break a tie the other way; when the
+    probabilities differ by more than the tolerance, ``tie_free()`` refits the pair for
+    ``CHECK_ROUNDS`` rounds from a per-row jittered start and returns both probabilities,
+    which must then agree."""
+    reference, paired = list(warm)[:2]
+    gap = float(np.max(np.abs(warm[reference][1] - warm[paired][1])))
+    print(f"{title}: same trees? leaves per tree {leaves[reference]:.2f} (built-in) vs "
+          f"{leaves[paired]:.2f} (gbloss cross-entropy); max |probability difference| "
+          f"{gap:.2e}")
+    if gap < SAME_TREES_TOLERANCE:
+        assert leaves[reference] == leaves[paired], f"{title}: leaves per tree differ"
+        return
+    assert tie_free is not None, f"{title}: gbloss's cross-entropy grew other trees"
+    a, b = tie_free()
+    tie_gap = float(np.max(np.abs(a - b)))
+    print(f"  above {SAME_TREES_TOLERANCE:g}: tied splits broken the other way; from a per-row "
+          f"jittered start, {CHECK_ROUNDS} rounds: max |probability difference| {tie_gap:.2e}")
+    assert tie_gap < SAME_TREES_TOLERANCE, \
+        f"{title}: gbloss's cross-entropy does not grow the built-in's trees"
