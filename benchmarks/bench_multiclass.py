@@ -126,7 +126,7 @@ def lightgbm_fits(X, y, k, rounds, leaves, threads):
                 softmax(b.predict(X, raw_score=True) + margin))
 
     fits = {"multiclass (built-in)": builtin,
-            f"gbloss cross-entropy (hessian_scale={k}/{k - 1})": ours(ce, d_gbloss, scale),
+            f"gbloss cross-entropy (x{k}/{k - 1} Hessian)": ours(ce, d_gbloss, scale),
             "gbloss focal (gamma=2)": ours(focal, d_focal, 1.0)}
     return fits, tie_free
 

@@ -89,11 +89,11 @@ def xgboost_fits(X, Y, strategy, rounds, threads):
 def lightgbm_fits(X, Y, rounds, threads):
     common = {"n_estimators": rounds, "learning_rate": 0.1, "num_leaves": 31, "n_jobs": threads}
     makers = {
-        "OneVsRest(LGBMClassifier) (built-in)": lambda: lgb.LGBMClassifier(verbosity=-1,
+        "OvR LGBMClassifier (built-in)": lambda: lgb.LGBMClassifier(verbosity=-1,
                                                                           **common),
-        "OneVsRest(GBLossLGBMClassifier(CrossEntropyLoss))": lambda: GBLossLGBMClassifier(
+        "OvR GBLossLGBMClassifier(cross-entropy)": lambda: GBLossLGBMClassifier(
             loss=gbloss.CrossEntropyLoss(), **common),
-        "OneVsRest(FocalLGBMClassifier (gamma=2))": lambda: FocalLGBMClassifier(**common),
+        "OvR FocalLGBMClassifier (gamma=2)": lambda: FocalLGBMClassifier(**common),
     }
 
     def fit_predict(make):
@@ -135,16 +135,15 @@ def run(argv=None):
           f"0.1, {args.threads} engine threads; {args.repeat} interleaved repetitions")
 
     configurations = [
-        (f"XGBoost multi-label, {strategy}", *xgboost_fits(X, Y, strategy, args.rounds,
+        (f"XGBoost {args.labels} labels, {strategy}", *xgboost_fits(X, Y, strategy, args.rounds,
                                                            args.threads), leaves_per_tree)
         for strategy in ("one_output_per_tree", "multi_output_tree")]
-    configurations.append(("LightGBM multi-label, OneVsRestClassifier, fit+proba",
+    configurations.append((f"LightGBM {args.labels} labels, OneVsRest, fit+proba",
                            lightgbm_fits(X, Y, args.rounds, args.threads), None,
                            ovr_leaves_per_tree))
     rows = []
     for label, fits, tie_free, count_leaves in configurations:
-        title = (f"{label}: {args.rows} x {args.features}, {args.labels} labels, "
-                 f"{args.rounds} rounds")
+        title = f"{label}: {args.rows} x {args.features}, {args.rounds} rounds"
         print()
         warm = {name: fit() for name, fit in fits.items()}  # warm-up and the check
         leaves = {name: count_leaves(model) for name, (model, _) in warm.items()}
