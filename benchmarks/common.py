@@ -58,3 +58,84 @@ def paired_ratio(times, name, reference, column=0):
     which a ratio of two medians over the whole run does not do."""
     pairs = zip(times[name], times[reference], strict=True)
     return statistics.median(t[column] / r[column] for t, r in pairs)
+
+
+def make_multiclass_data(rows, features, classes, seed=0):
+    """Imbalanced multiclass data: class priors falling as 1/(k+1) (the rarest of 10 classes
+    about 3%, of 100 about 0.2%), classes drawn from a softmax of linear scores of the
+    first ten features plus the log priors. Labels 0..classes-1 as float32."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, features)).astype(np.float32)
+    informative = min(features, 10)
+    W = rng.normal(scale=0.7, size=(informative, classes))
+    priors = 1.0 / np.arange(1, classes + 1)
+    scores = X[:, :informative] @ W + np.log(priors / priors.sum())
+    y = np.argmax(scores + rng.gumbel(size=(rows, classes)), axis=1).astype(np.float32)
+    return X, y
+
+
+def make_multilabel_data(rows, features, labels, seed=0):
+    """Multi-label data: ``labels`` 0/1 columns (float32, shape (rows, labels)), each a logistic
+    model of the first ten features with its own prevalence, from about 2% to 30%."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, features)).astype(np.float32)
+    informative = min(features, 10)
+    W = rng.normal(scale=0.6, size=(informative, labels))
+    bias = np.log(np.linspace(0.02, 0.3, labels) / (1 - np.linspace(0.02, 0.3, labels)))
+    logit = X[:, :informative] @ W + bias
+    Y = (rng.random((rows, labels)) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+    return X, Y
+
+
+def leaves_per_tree(booster):
+    """Mean number of leaves per tree of an XGBoost or LightGBM booster."""
+    if hasattr(booster, "get_dump"):
+        dump = booster.get_dump()
+        return sum(tree.count("leaf=") for tree in dump) / len(dump)
+    info = booster.dump_model()["tree_info"]
+    return sum(t["num_leaves"] for t in info) / len(info)
+
+
+def print_timings(fits, times, reference, leaves, label="model"):
+    """The detailed table of one configuration; returns ``{name: (median s, ratio)}``."""
+    median = {name: statistics.median(t for t, _ in v) for name, v in times.items()}
+    ratio = {name: paired_ratio(times, name, reference) for name in fits}
+    width = max(42, max(len(name) for name in fits) + 2)
+    print(f"\n  {label:<{width}}{'median s':>10}{'vs built-in':>13}{'leaves/tree':>13}"
+          f"{'min..max s':>16}")
+    for name in fits:
+        wall = [t for t, _ in times[name]]
+        print(f"  {name:<{width}}{median[name]:>10.3f}{ratio[name]:>12.2f}x"
+              f"{leaves[name]:>13.1f}{min(wall):>8.2f}..{max(wall):.2f}")
+    return {name: (median[name], ratio[name]) for name in fits}
+
+
+#: Largest probability difference of two models said to grow the same trees.
+SAME_TREES_TOLERANCE = 1e-4
+#: Rounds of the tie-free refit of :func:`check_same_trees`.
+CHECK_ROUNDS = 5
+
+
+def check_same_trees(title, warm, leaves, tie_free=None):
+    """Check that the first two fits (the built-in and gbloss's cross-entropy) grew the same
+    trees: ``warm`` maps each name to (model, probabilities), ``leaves`` to leaves per tree.
+    From a constant start all rows of a class share one gradient, so splits of small nodes can
+    tie exactly in gain, and float32 rounding may break a tie the other way; when the
+    probabilities differ by more than the tolerance, ``tie_free()`` refits the pair for
+    ``CHECK_ROUNDS`` rounds from a per-row jittered start and returns both probabilities,
+    which must then agree."""
+    reference, paired = list(warm)[:2]
+    gap = float(np.max(np.abs(warm[reference][1] - warm[paired][1])))
+    print(f"{title}: same trees? leaves per tree {leaves[reference]:.2f} (built-in) vs "
+          f"{leaves[paired]:.2f} (gbloss cross-entropy); max |probability difference| "
+          f"{gap:.2e}")
+    if gap < SAME_TREES_TOLERANCE:
+        assert leaves[reference] == leaves[paired], f"{title}: leaves per tree differ"
+        return
+    assert tie_free is not None, f"{title}: gbloss's cross-entropy grew other trees"
+    a, b = tie_free()
+    tie_gap = float(np.max(np.abs(a - b)))
+    print(f"  above {SAME_TREES_TOLERANCE:g}: tied splits broken the other way; from a per-row "
+          f"jittered start, {CHECK_ROUNDS} rounds: max |probability difference| {tie_gap:.2e}")
+    assert tie_gap < SAME_TREES_TOLERANCE, \
+        f"{title}: gbloss's cross-entropy does not grow the built-in's trees"

@@ -7,7 +7,16 @@ Runs, one after the other in this process (each prints its own detailed table fi
 * ``bench_xgboost.py``: XGBoost training with gbloss focal vs ``binary:logistic``, a NumPy focal
   objective and imbalance-xgboost (500k x 50, hist, depth 6, 50 rounds);
 * ``bench_lightgbm.py``: LightGBM training with gbloss focal vs the built-in ``binary``, a NumPy
-  focal objective and imlightgbm (500k x 50, 63 leaves, 50 rounds, 2 threads).
+  focal objective and imlightgbm (500k x 50, 63 leaves, 50 rounds, 2 threads);
+* ``bench_small.py``: small data (2k x 20, 200 trees) through the scikit-learn estimators, fit +
+  predict_proba: ``XGBClassifier`` / ``LGBMClassifier`` vs gbloss's cross-entropy (same trees)
+  and focal estimators;
+* ``bench_multiclass.py``: softmax training, K=10 (50k x 20, 20 rounds) and K=100 (20k x 20,
+  10 rounds), both engines: ``multi:softprob`` / ``multiclass`` vs gbloss's cross-entropy
+  (same trees) and focal;
+* ``bench_multilabel.py``: 10 labels (50k x 20, 50 rounds): XGBoost ``binary:logistic`` on 2-D
+  labels (both ``multi_strategy`` values) and LightGBM through ``OneVsRestClassifier`` vs
+  gbloss's cross-entropy (same trees) and focal.
 
 Every ratio compares timings measured side by side in the same run (interleaved repetitions;
 the training ratios are medians of the ratios within each repetition), so machine noise
@@ -41,6 +50,10 @@ QUICK = {
     "bench_kernels": ["--rows", "100000", "--softmax-rows", "10000", "--repeat", "3"],
     "bench_xgboost": ["--rows", "20000", "--rounds", "5", "--repeat", "1"],
     "bench_lightgbm": ["--rows", "20000", "--rounds", "5", "--repeat", "1"],
+    "bench_small": ["--trees", "50", "--repeat", "3"],
+    "bench_multiclass": ["--rows", "10000", "--rounds", "3", "--many-rows", "20000",
+                         "--many-rounds", "2", "--repeat", "1"],
+    "bench_multilabel": ["--rows", "5000", "--rounds", "5", "--repeat", "1"],
 }
 
 
