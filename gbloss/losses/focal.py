@@ -131,6 +131,37 @@ def binary_gradient_hessian(y, raw, weight, a_pos, a_neg, gamma, mode, grad, hes
 _binary_loop = _loops.compile_loop(binary_gradient_hessian, fastmath=CONTRACT)
 
 
+def multilabel_gradient_hessian(y, raw, weight, a_pos, a_neg, gamma, mode, grad, hess):
+    """The binary loop's formulas for every label of a row (``raw`` (n, K); ``a_pos``,
+    ``a_neg`` per label), vectorised along the labels; the same counts."""
+    n, n_out = raw.shape
+    weighted = weight.shape[0] > 0
+    soft_rows = 0
+    nonfinite = 0
+    if gamma == 0.0 or gamma == 1.0 or gamma == 2.0:
+        for i in prange(n):
+            w = weight[i] if weighted else 1.0
+            for k in range(n_out):
+                z = np.float64(raw[i, k])
+                grad[i, k], hess[i, k], soft = hard_label_element(
+                    y[i, k], z, w, a_pos[k], a_neg[k], gamma, mode, True)
+                soft_rows += soft
+                nonfinite += 0 if abs(z) < np.inf else 1
+    else:
+        for i in prange(n):
+            w = weight[i] if weighted else 1.0
+            for k in range(n_out):
+                z = np.float64(raw[i, k])
+                grad[i, k], hess[i, k], soft = hard_label_element(
+                    y[i, k], z, w, a_pos[k], a_neg[k], gamma, mode, False)
+                soft_rows += soft
+                nonfinite += 0 if abs(z) < np.inf else 1
+    return soft_rows, nonfinite
+
+
+_multilabel_loop = _loops.compile_loop(multilabel_gradient_hessian, fastmath=CONTRACT)
+
+
 class FocalLoss(Loss):
     r"""Focal loss (Lin et al. 2017): ``-alpha_t (1 - p_t)^gamma log p_t``.
 
@@ -211,10 +242,14 @@ class FocalLoss(Loss):
         return a_pos, a_neg, self.label_smoothing, *self._core_params()
 
     def _gradient_hessian(self, task, y, raw, weight, theta, mode, grad, hess):
-        if task == BINARY and not self.label_smoothing:
+        if task != MULTICLASS and not self.label_smoothing:
             a_pos, a_neg, _, gamma = theta
-            soft_rows, nonfinite = _binary_loop(y, raw, weight, a_pos[0], a_neg[0], gamma, mode,
-                                                grad, hess)
+            if task == BINARY:
+                soft_rows, nonfinite = _binary_loop(y, raw, weight, a_pos[0], a_neg[0], gamma,
+                                                    mode, grad, hess)
+            else:
+                soft_rows, nonfinite = _multilabel_loop(y, raw, weight, a_pos, a_neg, gamma,
+                                                        mode, grad, hess)
             if soft_rows == 0 or nonfinite:
                 return nonfinite
         return super()._gradient_hessian(task, y, raw, weight, theta, mode, grad, hess)
