@@ -43,6 +43,15 @@ over ``k != j`` are totals over all ``k`` less the own term (a rounding error of
 own term, which the sum holds anyway). The top class's term takes its ``r`` from the second
 largest score, as the hard-label loop does (``docs/derivations.md`` section 11.3).
 
+On the CPU the hard-label gradient loop is :func:`blocked_softmax_gradient_hessian`
+(:data:`CPU_TEMPLATES`; the GPU compiles the template above): the same quantities on blocks of
+rows transposed into scratch, vectorised along the rows, with ``exp``/``log1p`` from the
+polynomial primitives (``exp_neg``, ``log1p_positive``), ``r_k = e_k * (1 / (1 + rest))`` (one
+division per row) and, when the loss fills them, two optional CPU-only slots for the core::
+
+    softmax_class_param(c, theta) -> a                  (gathered outside the vector loop)
+    softmax_core_vectorisable(t, a, theta, mode)        (softmax_core's values, straight-line)
+
 ``theta`` is the loss's kernel parameter tuple (:meth:`gbloss.Loss.kernel_params`). Sample
 weights multiply everything in the loops.
 
