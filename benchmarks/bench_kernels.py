@@ -135,8 +135,11 @@ def run(argv=None):
     np.testing.assert_allclose(g, g_ref, rtol=1e-8, atol=1e-14)
     np.testing.assert_allclose(h, h_ref, rtol=1e-8, atol=1e-14)
     yf = ys.astype(np.float64)
+    out_soft = (np.empty_like(zs), np.empty_like(zs))
     functions = {
         "gbloss": lambda: soft.gradient_hessian(yf, zs, n_threads=args.threads),
+        "gbloss, out= buffers": lambda: soft.gradient_hessian(yf, zs, out=out_soft,
+                                                               n_threads=args.threads),
         "NumPy": lambda: numpy_focal_softmax(ys, zs, 2.0),
     }
     report(f"softmax focal, gamma=2, K={k}, {n_soft:.0e} rows",

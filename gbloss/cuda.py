@@ -150,10 +150,10 @@ class DeviceLoops:
         # held, like the CPU loops': :func:`device_loops` keys by the functions' ids, which a
         # new function could take over once these were freed
         self.bindings = dict(bindings)
-        slots = {name: device_function(fn) for name, fn in bindings.items()}
         for templates, names in _loops.TEMPLATES.values():
-            if not all(n in slots for n in names):
+            if not all(n in bindings for n in names):
                 continue
+            slots = {n: device_function(bindings[n]) for n in names}  # not the CPU-only ones
             for template in templates:
                 row = _recompiled(template, {n: slots[n] for n in names}, device=True)
                 kernel = _KERNELS[template.__name__]

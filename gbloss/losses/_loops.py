@@ -43,6 +43,15 @@ over ``k != j`` are totals over all ``k`` less the own term (a rounding error of
 own term, which the sum holds anyway). The top class's term takes its ``r`` from the second
 largest score, as the hard-label loop does (``docs/derivations.md`` section 11.3).
 
+On the CPU the hard-label gradient loop is :func:`blocked_softmax_gradient_hessian`
+(:data:`CPU_TEMPLATES`; the GPU compiles the template above): the same quantities on blocks of
+rows transposed into scratch, vectorised along the rows, with ``exp``/``log1p`` from the
+polynomial primitives (``exp_neg``, ``log1p_positive``), ``r_k = e_k * (1 / (1 + rest))`` (one
+division per row) and, when the loss fills them, two optional CPU-only slots for the core::
+
+    softmax_class_param(c, theta) -> a                  (gathered outside the vector loop)
+    softmax_core_vectorisable(t, a, theta, mode)        (softmax_core's values, straight-line)
+
 ``theta`` is the loss's kernel parameter tuple (:meth:`gbloss.Loss.kernel_params`). Sample
 weights multiply everything in the loops.
 
@@ -67,7 +76,7 @@ from numba.core.dispatcher import Dispatcher
 
 from .. import _jit
 from .._jit import kernel, scalar
-from .primitives import HESS_EXACT
+from .primitives import HESS_EXACT, exp_neg, log1p_positive
 
 # ------------------------------------------------------------------------------------------------
 # Slots: the scalar contract of each link
@@ -91,6 +100,26 @@ def softmax_core(t, c, theta, mode):
 def softmax_target(k, c, theta):
     """Slot: the weight of class ``k``'s term when the label is ``c`` (soft targets)."""
     raise NotImplementedError("softmax_target is bound per loss by loops_for")
+
+
+def softmax_class_param(c, theta):
+    """Optional slot (CPU, with the next): the per-class parameter the core reads for label
+    ``c`` (a class weight), gathered outside the vectorised loop (LLVM does not vectorise a
+    loop with a gather on this machine's target)."""
+    raise NotImplementedError("softmax_class_param is bound per loss by loops_for")
+
+
+def softmax_core_vectorisable(t, a, theta, mode):
+    """Optional slot: :func:`softmax_core` given ``a = softmax_class_param(c, theta)``, as
+    straight-line code that LLVM can vectorise (``@inlined_scalar``, no libm calls, selects);
+    CPU only."""
+    raise NotImplementedError("softmax_core_vectorisable is bound per loss by loops_for")
+
+
+#: The optional slots of the CPU's blocked softmax loop (a loss fills both or neither).
+VECTORISABLE_SLOTS = ("softmax_class_param", "softmax_core_vectorisable")
+#: Bound per loss with them: whether the loss fills them (a compile-time constant).
+VECTORISABLE_CORE = False
 
 
 SIGMOID_SLOTS = ("sigmoid_element",)
@@ -184,6 +213,135 @@ def softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
             for k in range(n_class):
                 grad[i, k] = np.nan
                 hess[i, k] = np.nan
+    return nonfinite, bad_labels
+
+
+@scalar
+def softmax_block_rows(n_class):
+    """Rows per block of :func:`blocked_softmax_gradient_hessian`: about 1024 scores, so that
+    the block's two (K, rows) scratch arrays stay in the L1 cache; a multiple of 8 (one
+    AVX-512 vector of float64)."""
+    return max(8, min(256, 1024 // n_class) // 8 * 8)
+
+
+def blocked_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
+    """The CPU's :func:`softmax_gradient_hessian`: the same quantities, computed on blocks of
+    rows transposed into scratch arrays ``(K, rows)``, so that every inner loop runs along the
+    rows of the block without calls, branches or float reductions, which LLVM vectorises:
+    ``exp`` through ``exp_neg``, ``log1p`` through ``log1p_positive`` and the per-row core
+    through the loss's ``softmax_core_vectorisable`` (its ``softmax_core`` when it has none;
+    ``VECTORISABLE_CORE`` is bound with the slots).
+    ``r_k`` is ``e_k`` times the row's ``1 / (1 + rest)``."""
+    n, n_class = raw.shape
+    weighted = weight.shape[0] > 0
+    block = softmax_block_rows(n_class)
+    raw_by_row = raw.strides[0] >= raw.strides[1]
+    out_by_row = grad.strides[0] >= grad.strides[1]
+    nonfinite = 0
+    bad_labels = 0
+    for b in prange((n + block - 1) // block):
+        start = b * block
+        rows = min(block, n - start)
+        scores = np.empty((n_class, block))  # shifted scores, then the gradient
+        exps = np.empty((n_class, block))  # exp(z'_k - z'_m) (0 at c), then the Hessian
+        labels = np.empty(block, np.int64)
+        ok = np.empty(block, np.bool_)
+        best = np.empty(block)
+        top = np.empty(block, np.int64)
+        true = np.empty(block)
+        weights = np.empty(block)  # softmax_class_param of each row's label
+        per_row = np.empty((5, block))  # rest, 1 / (1 + rest), w f1, w f2, w floor
+        block_bad = 0
+        for j in range(rows):
+            label = y[start + j]
+            good = (label >= 0) & (label < n_class)
+            ok[j] = good
+            labels[j] = int(label if good else 0.0)
+            block_bad += 0 if good else 1
+        bad_labels += block_bad
+        if raw_by_row:
+            for j in range(rows):
+                c = labels[j]
+                row_bad = 0
+                for k in range(n_class):
+                    zk = np.float64(raw[start + j, k])
+                    row_bad += 0 if abs(zk) < np.inf else 1
+                    scores[k, j] = zk + softmax_shift(k, c, theta)
+                nonfinite += row_bad if ok[j] else 0
+        else:
+            for k in range(n_class):
+                col_bad = 0
+                for j in range(rows):
+                    zk = np.float64(raw[start + j, k])
+                    col_bad += 0 if (abs(zk) < np.inf) | (not ok[j]) else 1
+                    scores[k, j] = zk + softmax_shift(k, labels[j], theta)
+                nonfinite += col_bad
+        for j in range(rows):
+            best[j] = -np.inf
+            top[j] = -1
+            true[j] = scores[labels[j], j]
+        for k in range(n_class):  # m: the first largest shifted score among k != c
+            for j in range(rows):
+                v = scores[k, j]
+                take = (k != labels[j]) & ((v > best[j]) | (top[j] < 0))
+                best[j] = v if take else best[j]
+                top[j] = k if take else top[j]
+        for k in range(n_class):
+            for j in range(rows):
+                e = exp_neg(best[j] - scores[k, j])
+                exps[k, j] = 0.0 if k == labels[j] else e
+        for j in range(rows):
+            per_row[0, j] = 0.0
+        for k in range(n_class):
+            for j in range(rows):
+                per_row[0, j] += 0.0 if k == top[j] else exps[k, j]
+        for j in range(rows):
+            rest = per_row[0, j]
+            inv_total = 1.0 / (1.0 + rest)
+            per_row[1, j] = inv_total
+            true[j] = (true[j] - best[j]) - log1p_positive(rest, inv_total)  # the margin t
+        if VECTORISABLE_CORE:
+            for j in range(rows):
+                weights[j] = softmax_class_param(labels[j], theta)
+            for j in range(rows):
+                _, f1, f2, floor = softmax_core_vectorisable(true[j], weights[j], theta, mode)
+                w = weight[start + j] if weighted else 1.0
+                per_row[2, j] = w * f1
+                per_row[3, j] = w * f2
+                per_row[4, j] = w * floor
+        else:
+            for j in range(rows):
+                _, f1, f2, floor = softmax_core(true[j], labels[j], theta, mode)
+                w = weight[start + j] if weighted else 1.0
+                per_row[2, j] = w * f1
+                per_row[3, j] = w * f2
+                per_row[4, j] = w * floor
+        for k in range(n_class):
+            for j in range(rows):
+                rest = per_row[0, j]
+                inv_total = per_row[1, j]
+                wf1 = per_row[2, j]
+                wf2 = per_row[3, j]
+                wfloor = per_row[4, j]
+                r = exps[k, j] * inv_total
+                one_minus_r = rest * inv_total if k == top[j] else 1.0 - r
+                g = -wf1 * r
+                h = r * r * wf2 - wf1 * r * one_minus_r + wfloor
+                at_label = k == labels[j]
+                g = wf1 if at_label else g
+                h = wf2 + wfloor if at_label else h
+                scores[k, j] = g if ok[j] else np.nan
+                exps[k, j] = h if ok[j] else np.nan
+        if out_by_row:
+            for j in range(rows):
+                for k in range(n_class):
+                    grad[start + j, k] = scores[k, j]
+                    hess[start + j, k] = exps[k, j]
+        else:
+            for k in range(n_class):
+                for j in range(rows):
+                    grad[start + j, k] = scores[k, j]
+                    hess[start + j, k] = exps[k, j]
     return nonfinite, bad_labels
 
 
@@ -352,6 +510,17 @@ TEMPLATES = {"sigmoid": ((sigmoid_gradient_hessian, sigmoid_loss), SIGMOID_SLOTS
              "soft_softmax": ((soft_softmax_gradient_hessian, soft_softmax_loss),
                               SOFT_SOFTMAX_SLOTS)}
 
+@scalar
+def _unused_slot(*args):
+    """Bound to the optional slots a loss leaves empty (the branch that calls them is
+    compiled out)."""
+    return 0.0
+
+
+#: CPU-only replacements of templates (the GPU compiles the templates above): same arguments,
+#: same results, with the optional slot ``softmax_core_vectorisable``.
+CPU_TEMPLATES = {softmax_gradient_hessian: blocked_softmax_gradient_hessian}
+
 # ------------------------------------------------------------------------------------------------
 # Instantiation
 
@@ -410,14 +579,15 @@ def source_key(functions):
     return digest.hexdigest()[:16]
 
 
-def compile_loop(template, bindings=None, **options):
+def compile_loop(template, bindings=None, variant="", **options):
     """:class:`gbloss._jit.Kernel` of ``template`` with the names in ``bindings`` resolved to
-    the given functions, named after a hash of every source it reaches (module docstring)."""
+    the given functions (or constants), named after a hash of every source it reaches (module
+    docstring) and ``variant``."""
     bindings = dict(bindings or {})
     namespace = dict(template.__globals__)
     namespace.update(bindings)
     key = source_key([template, *bindings.values()])
-    name = f"{template.__name__}_{key}"
+    name = f"{template.__name__}{variant}_{key}"
     fn = types.FunctionType(template.__code__, namespace, name, template.__defaults__,
                             template.__closure__)
     fn.__qualname__ = name
@@ -440,7 +610,17 @@ class Loops:
             if all(s in self.bindings for s in slots):
                 used = {s: self.bindings[s] for s in slots}
                 for template in templates:
-                    setattr(self, template.__name__, compile_loop(template, used))
+                    cpu = CPU_TEMPLATES.get(template)
+                    if cpu is None:
+                        loop = compile_loop(template, used)
+                    else:
+                        vectorised = all(s in self.bindings for s in VECTORISABLE_SLOTS)
+                        extra = {s: self.bindings[s] for s in VECTORISABLE_SLOTS} \
+                            if vectorised else {s: _unused_slot for s in VECTORISABLE_SLOTS}
+                        extra["VECTORISABLE_CORE"] = vectorised
+                        loop = compile_loop(cpu, {**used, **extra}, fastmath=_jit.CONTRACT,
+                                            variant="_vectorised" if vectorised else "")
+                    setattr(self, template.__name__, loop)
 
 
 _LOOPS = {}

@@ -27,6 +27,7 @@ from .primitives import (
     focal_from_parts,
     focal_mixture,
     focal_softmax_core,
+    focal_softmax_core_vectorisable,
     power_of_vectorisable,
     sigmoid_parts_vectorisable,
 )
@@ -67,6 +68,20 @@ def softmax_core(t, c, theta, mode):
     return focal_softmax_core(t, alpha[c], gamma, mode)
 
 
+@scalar
+def softmax_class_param(c, theta):
+    """The class weight ``alpha_c``, for :func:`softmax_core_vectorisable`."""
+    return theta[0][c]
+
+
+@inlined_scalar
+def softmax_core_vectorisable(t, a, theta, mode):
+    """:func:`softmax_core` through the vectorisable primitives, given ``a = alpha_c`` (the
+    CPU's blocked softmax loop)."""
+    gamma = theta[2]
+    return focal_softmax_core_vectorisable(t, a, gamma, mode)
+
+
 class ScalarsBySmoothing:
     """The ``scalars`` of a loss with a ``label_smoothing`` parameter, from its sigmoid element
     and its per-class softmax term: the hard-label slots on the class (what
@@ -74,9 +89,9 @@ class ScalarsBySmoothing:
     softmax slots (:mod:`gbloss.losses._loops`, targets :func:`softmax_target`) on a loss with
     smoothing."""
 
-    def __init__(self, sigmoid_element, softmax_core):
+    def __init__(self, sigmoid_element, softmax_core, vectorisable=None):
         self.hard = {"sigmoid_element": sigmoid_element, "softmax_shift": softmax_shift,
-                     "softmax_core": softmax_core}
+                     "softmax_core": softmax_core, **(vectorisable or {})}
         self.smoothed = {"sigmoid_element": sigmoid_element, "softmax_target": softmax_target,
                          "softmax_core": softmax_core}
 
@@ -199,7 +214,9 @@ class FocalLoss(Loss):
 
     tasks = (BINARY, MULTICLASS, "multilabel")
     parameters = ("gamma", "alpha", "label_smoothing")
-    scalars = ScalarsBySmoothing(sigmoid_element, softmax_core)
+    scalars = ScalarsBySmoothing(sigmoid_element, softmax_core,
+                                 {"softmax_class_param": softmax_class_param,
+                                  "softmax_core_vectorisable": softmax_core_vectorisable})
     key = "focal"
     description = "focal loss"
     grid = {"gamma": (1.0, 2.0), "alpha": (None, 0.25)}

@@ -119,20 +119,19 @@ def exp_neg(x):
     return p * 7.888609052210118e-31 if deep else p  # 2^-100
 
 
-@inlined_scalar
-def log1p_unit(e, inv_u):
-    """``log(1 + e)`` for ``e`` in [0, 1], given ``inv_u = 1 / (1 + e)`` (which the caller has).
+@intrinsic
+def bits_from_float(typingctx, value):
+    """The int64 holding the IEEE bits of the float64 ``value`` (a register move)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
 
-    ``u = 1 + e`` rounded, ``log1p(e) = log(u) + (e - (u - 1)) / u`` (the rounding of u,
-    corrected to first order), ``log(u) = k ln2 + 2 atanh(s)`` with ``v = u / 2^k`` in
-    [1/sqrt2, sqrt2], ``s = (v - 1)/(v + 1)``, ``s^2 <= 0.0295``: 10 terms of the atanh series
-    (the rest is below 2.4e-17 relative).
-    """
-    u = 1.0 + e
-    correction = (e - (u - 1.0)) * inv_u
-    big = u > _SQRT2
-    v = u * 0.5 if big else u
-    k = 1.0 if big else 0.0
+
+@inlined_scalar
+def log_reduced(v, k, correction):
+    """``k ln2 + log(v) + correction`` for ``v`` in [1/sqrt2, sqrt2]: ``log(v) = 2 atanh(s)``,
+    ``s = (v - 1)/(v + 1)``, ``s^2 <= 0.0295``, 10 terms of the series (the rest is below
+    2.4e-17 relative)."""
     s = (v - 1.0) / (v + 1.0)
     z = s * s
     series = 1.0 / 19  # Horner: sum of z^j / (2j + 1), j = 0..9
@@ -146,6 +145,35 @@ def log1p_unit(e, inv_u):
     series = series * z + 1.0 / 3
     series = series * z + 1.0
     return k * _LN2_HI + (2.0 * s * series + (k * _LN2_LO + correction))
+
+
+@inlined_scalar
+def log1p_unit(e, inv_u):
+    """``log(1 + e)`` for ``e`` in [0, 1], given ``inv_u = 1 / (1 + e)`` (which the caller has).
+
+    ``u = 1 + e`` rounded, ``log1p(e) = log(u) + (e - (u - 1)) / u`` (the rounding of u,
+    corrected to first order), ``log(u) = k ln2 + 2 atanh(s)`` with ``v = u / 2^k`` in
+    [1/sqrt2, sqrt2], ``s = (v - 1)/(v + 1)``, ``s^2 <= 0.0295``: 10 terms of the atanh series
+    (the rest is below 2.4e-17 relative).
+    """
+    u = 1.0 + e
+    correction = (e - (u - 1.0)) * inv_u
+    big = u > _SQRT2
+    v = u * 0.5 if big else u
+    return log_reduced(v, 1.0 if big else 0.0, correction)
+
+
+@inlined_scalar
+def log1p_positive(e, inv_u):
+    """``log(1 + e)`` for finite ``e >= 0``, given ``inv_u = 1 / (1 + e)``: as
+    :func:`log1p_unit`, with ``u = 1 + e`` reduced to [1/sqrt2, sqrt2] by its IEEE exponent."""
+    u = 1.0 + e
+    correction = (e - (u - 1.0)) * inv_u
+    bits = bits_from_float(u)
+    v = float_from_bits((bits & 0xFFFFFFFFFFFFF) | (1023 << 52))  # u / 2^k in [1, 2)
+    k = np.float64((bits >> 52) - 1023)
+    big = v > _SQRT2
+    return log_reduced(v * 0.5 if big else v, k + 1.0 if big else k, correction)
 
 
 @inlined_scalar
@@ -225,9 +253,25 @@ def focal_mixture(y, z, a_pos, a_neg, gamma, mode):
     return loss, grad, hess
 
 
+@inlined_scalar
+def weighted_softmax_core(a, f, f1, f2, f2_gn, mode):
+    """The softmax slot ``(loss, f1, f2, floor)`` of ``a f(t)`` from the core's values."""
+    return a * f, a * f1, a * apply_policy(f2, f2_gn, mode), \
+        HESS_FLOOR * a if mode == HESS_PSD else 0.0
+
+
 @scalar
 def focal_softmax_core(t, a, gamma, mode):
     """The softmax slot ``(loss, f1, f2, floor)`` of ``a f(t)`` at the one-vs-rest margin."""
     f, f1, f2, f2_gn = focal_core(t, gamma, False)
-    return a * f, a * f1, a * apply_policy(f2, f2_gn, mode), \
-        HESS_FLOOR * a if mode == HESS_PSD else 0.0
+    return weighted_softmax_core(a, f, f1, f2, f2_gn, mode)
+
+
+@inlined_scalar
+def focal_softmax_core_vectorisable(t, a, gamma, mode):
+    """:func:`focal_softmax_core` through the vectorisable primitives, for the CPU's blocked
+    softmax loop (:mod:`gbloss.losses._loops`)."""
+    p, q, lp, lq = sigmoid_parts_vectorisable(t)
+    f, f1, f2, f2_gn = focal_from_parts(p, q, lp, power_of_vectorisable(q, lq, gamma, False),
+                                        gamma, False)
+    return weighted_softmax_core(a, f, f1, f2, f2_gn, mode)
