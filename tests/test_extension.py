@@ -271,3 +271,54 @@ def test_a_loss_script_run_as_main_does_not_load_the_loops_of_its_import(tmp_pat
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.strip()) == pytest.approx(1.0 / (1.0 + np.exp(-0.5)) - 1.0)
+
+
+_TWO_LOSSES = '''
+import numpy as np
+from gbloss.losses import BINARY, Loss, register, scalar
+
+@scalar
+def once(y, z, k, theta, mode):
+    p = 1.0 / (1.0 + np.exp(-z))
+    return np.logaddexp(0.0, -z if y > 0.5 else z), p - y, p * (1 - p)
+
+@scalar
+def twice(y, z, k, theta, mode):
+    p = 1.0 / (1.0 + np.exp(-z))
+    return 2 * np.logaddexp(0.0, -z if y > 0.5 else z), 2 * (p - y), 2 * p * (1 - p)
+
+@register
+class OnceLoss(Loss):
+    tasks = (BINARY,)
+    scalars = {"sigmoid_element": once}
+
+@register
+class TwiceLoss(Loss):
+    tasks = (BINARY,)
+    scalars = {"sigmoid_element": twice}
+'''
+
+_TWO_PROBE = """
+import json
+import numpy as np
+import two
+y, raw = np.array([0.0, 1.0]), np.array([0.5, -1.0])
+print(json.dumps([two.OnceLoss().gradient_hessian(y, raw)[0].tolist(),
+                  two.TwiceLoss().gradient_hessian(y, raw)[0].tolist()]))
+"""
+
+
+def test_two_losses_of_one_module_get_loops_of_their_own(tmp_path):
+    """Loops of one template bound to different functions of the same module carry different
+    names, so neither loads the other's cached machine code (in the process that compiled both,
+    nor in a later one)."""
+    (tmp_path / "two.py").write_text(_TWO_LOSSES)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", textwrap.dedent(_TWO_PROBE)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        once, twice = json.loads(done.stdout.strip().splitlines()[-1])
+        assert_allclose(twice, 2 * np.array(once), rtol=1e-15)
+        assert once[0] == pytest.approx(1.0 / (1.0 + np.exp(-0.5)))

@@ -561,16 +561,29 @@ def _reachable_functions(functions):
     return found
 
 
-def source_key(functions):
+def _binding_name(value):
+    """What a slot is bound to, as text: a function's module, qualified name and first line
+    (two slot functions of one module differ in it), else the constant's repr."""
+    py = getattr(value, "py_func", value)
+    if isinstance(py, types.FunctionType):
+        return f"{py.__module__}.{py.__qualname__}:{py.__code__.co_firstlineno}"
+    return repr(value)
+
+
+def source_key(functions, bindings=None):
     """A short hash of the source files of everything the given functions reach (their own
-    modules, :mod:`gbloss._jit` and this module included), and of the names those modules run
-    under: Numba imports a cached function's module by name when it loads it, so a loss module
-    run as a script (``__main__``) must not load the loops cached when it was imported under its
-    own name (that import would run the script again)."""
+    modules, :mod:`gbloss._jit` and this module included), of the names those modules run
+    under, and of what each slot in ``bindings`` is bound to: Numba's cache tells compiled
+    loops apart by their name, file and line only, so two losses of one module must get loops
+    of different names; and Numba imports a cached function's module by name when it loads it,
+    so a loss module run as a script (``__main__``) must not load the loops cached when it was
+    imported under its own name (that import would run the script again)."""
     reached = _reachable_functions(functions)
     files = {inspect.getsourcefile(py) for py in reached}
     files |= {__file__, _jit.__file__}
     digest = hashlib.sha256()
+    for slot, value in sorted((bindings or {}).items()):
+        digest.update(f"{slot}={_binding_name(value)}".encode() + b"\0")
     digest.update(" ".join(sorted({py.__globals__.get("__name__", "") for py in reached}))
                   .encode() + b"\0")
     for path in sorted(f for f in files if f):
@@ -586,7 +599,7 @@ def compile_loop(template, bindings=None, variant="", **options):
     bindings = dict(bindings or {})
     namespace = dict(template.__globals__)
     namespace.update(bindings)
-    key = source_key([template, *bindings.values()])
+    key = source_key([template, *bindings.values()], bindings)
     name = f"{template.__name__}{variant}_{key}"
     fn = types.FunctionType(template.__code__, namespace, name, template.__defaults__,
                             template.__closure__)
