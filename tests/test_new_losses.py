@@ -225,6 +225,20 @@ def test_poly_extremes_match_mpmath(z):
             assert hess[0] == pytest.approx(ref[2], rel=1e-10, abs=1e-300)
 
 
+@pytest.mark.parametrize("hessian", ["exact", "psd"])
+@pytest.mark.parametrize("gamma", [0.0, 2.0, 3.7])
+def test_poly_is_finite_at_the_largest_margins(gamma, hessian):
+    """At |t| near the float64 maximum rho = -log p - q nears it too: the exact Hessian's term
+    gamma rho (gamma p - q) must be formed from p rho (<= 1/e), not overflow to 0 * inf."""
+    big = np.finfo(np.float64).max
+    loss = gbloss.PolyLoss(2.0, gamma, hessian=hessian)
+    for y, raw in ((np.array([1.0, 0.0]), np.array([-big, big])),
+                   (np.array([0.0, 1.0]), np.array([[-big, 0.0], [0.0, -big]]))):
+        grad, hess = loss.gradient_hessian(y, raw)
+        assert np.all(np.isfinite(grad)) and np.all(np.isfinite(hess))
+        assert np.all(hess >= 0)
+
+
 def _mp_softmax(z):
     e = [mpmath.exp(v) for v in z]
     total = sum(e)

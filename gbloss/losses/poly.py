@@ -60,7 +60,8 @@ def poly_core(t, gamma, epsilon):
     a = (1.0 + epsilon) * g1
     value = qg * ((1.0 + epsilon) * q + rho)
     d1 = -qg * (a * p * q + q * q + gamma * p * rho)
-    d2 = p * qg * (g1 * q * (a * p + (1.0 - epsilon) * q) + gamma * rho * (gamma * p - q))
+    p_rho = p * rho  # finite (<= 1/e), where rho alone nears the float64 range
+    d2 = qg * (p * g1 * q * (a * p + (1.0 - epsilon) * q) + gamma * p_rho * (gamma * p - q))
     below = min(epsilon, 0.0)
     curvature = p * q * qg * ((1.0 + below) * (2.0 * gamma + 1.0) - below * 2.0 * g1 * q)
     return value, d1, d2, curvature
