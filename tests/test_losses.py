@@ -33,6 +33,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy import optimize, special
 
 import gbloss
+from gbloss.losses import _loops
 
 RTOL, ATOL = 1e-6, 1e-9  # finite differences, float64, step 2**-13
 N_ROWS = 40
@@ -731,6 +732,38 @@ def test_bound_kernel_checks_labels_once_and_raw_every_call(rng):
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         fill(bad)
+
+
+@pytest.mark.parametrize("n_class", [2, 3, 10, 33, 100, 300])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("name", ["focal", "ce", "la", "ldam", "poly"])
+def test_blocked_softmax_loop_is_the_row_template_over_many_blocks(name, n_class, order, rng):
+    """The CPU's blocked softmax loop against the row-by-row template it replaces (the one the
+    GPU compiles), compiled here for the CPU: several blocks and a partial one, weights, C and
+    F order, float32 scores, a bad label and a non-finite score."""
+    loss = {"focal": gbloss.FocalLoss(2.0, alpha=per_class_alpha(n_class)),
+            "ce": gbloss.CrossEntropyLoss(),
+            "la": gbloss.LogitAdjustedLoss(1.0, priors=priors_for(n_class)),
+            "ldam": gbloss.LDAMLoss(0.5, counts=np.arange(1, n_class + 1) * 7.0),
+            "poly": gbloss.PolyLoss(1.0, 2.0)}[name]
+    n = 3 * _loops.softmax_block_rows(n_class) + 5
+    y = rng.integers(0, n_class, n).astype(np.float64)
+    raw = np.asarray(rng.normal(0.0, 3.0, (n, n_class)), np.float32, order=order)
+    w = rng.uniform(0.2, 3.0, n)
+    theta = loss.kernel_params(MULTICLASS, n_class)
+    slots = {s: loss.scalars[s] for s in _loops.SOFTMAX_SLOTS}
+    rows = _loops.compile_loop(_loops.softmax_gradient_hessian, slots, variant="_rows").serial
+    blocked = _loops.loops_for(loss.scalars).softmax_gradient_hessian
+    for mode in (0, 1, 2):
+        expected = (np.empty((n, n_class)), np.empty((n, n_class)))
+        got = (np.empty((n, n_class), order=order), np.empty((n, n_class), order=order))
+        assert rows(y, raw, w, theta, mode, *expected) == (0, 0)
+        assert blocked(y, raw, w, theta, mode, *got) == (0, 0)
+        assert_allclose(got[0], expected[0], rtol=1e-12, atol=1e-300)
+        assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-300)
+    y[n - 2], raw[n // 2, 1] = n_class, np.inf
+    assert blocked(y, raw, w, theta, 1, *got) == (1, 1)
+    assert np.all(np.isnan(got[0][n - 2])) and np.all(np.isnan(got[1][n - 2]))
 
 
 # ------------------------------------------------------------------------------------------------
