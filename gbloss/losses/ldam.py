@@ -6,14 +6,15 @@ Derivations: ``docs/derivations.md`` section 11.2.
 import numpy as np
 from scipy import special
 
-from .._jit import inlined_scalar, scalar
+from .._jit import scalar
 from ._base import BINARY, MULTICLASS, Loss, check_real, frozen_array, one_vs_rest_margins
 from .primitives import (
     HESS_FLOOR,
     HESS_PSD,
     focal_core,
-    focal_softmax_core,
-    focal_softmax_core_vectorisable,
+    no_class_param,
+    shifted_cross_entropy_core,
+    shifted_cross_entropy_core_vectorisable,
 )
 
 
@@ -46,25 +47,6 @@ def softmax_shift(k, c, theta):
     """``-Delta_c`` on the true class ``c``, 0 elsewhere; ``theta = (margins,)``."""
     margins, = theta
     return -margins[c] if k == c else 0.0
-
-
-@scalar
-def softmax_core(t, c, theta, mode):
-    """Cross-entropy at the one-vs-rest margin of the shifted scores."""
-    return focal_softmax_core(t, 1.0, 0.0, mode)
-
-
-@scalar
-def softmax_class_param(c, theta):
-    """No per-class parameter (:func:`softmax_core_vectorisable` ignores it)."""
-    return 1.0
-
-
-@inlined_scalar
-def softmax_core_vectorisable(t, a, theta, mode):
-    """:func:`softmax_core` through the vectorisable primitives (the CPU's blocked softmax
-    loop)."""
-    return focal_softmax_core_vectorisable(t, 1.0, 0.0, mode)
 
 
 def class_margins(max_margin, counts):
@@ -122,9 +104,9 @@ class LDAMLoss(Loss):
     tasks = (BINARY, MULTICLASS)
     parameters = ("max_margin", "counts")
     scalars = {"sigmoid_element": sigmoid_element, "softmax_shift": softmax_shift,
-               "softmax_core": softmax_core,
-               "softmax_class_param": softmax_class_param,
-               "softmax_core_vectorisable": softmax_core_vectorisable}
+               "softmax_core": shifted_cross_entropy_core,
+               "softmax_class_param": no_class_param,
+               "softmax_core_vectorisable": shifted_cross_entropy_core_vectorisable}
     key = "ldam"
     description = "label-distribution-aware margin loss"
     grid = {"max_margin": (0.5, 1.0, 2.0)}

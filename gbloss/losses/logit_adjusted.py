@@ -8,9 +8,14 @@ import copy
 
 import numpy as np
 
-from .._jit import inlined_scalar, scalar
+from .._jit import scalar
 from ._base import BINARY, MULTICLASS, LabelStats, Loss, check_bool, check_real, frozen_array
-from .primitives import focal_mixture, focal_softmax_core, focal_softmax_core_vectorisable
+from .primitives import (
+    focal_mixture,
+    no_class_param,
+    shifted_cross_entropy_core,
+    shifted_cross_entropy_core_vectorisable,
+)
 
 
 @scalar
@@ -25,25 +30,6 @@ def softmax_shift(k, c, theta):
     """``tau log pi_k``; ``theta = (offset,)``."""
     offset, = theta
     return offset[k]
-
-
-@scalar
-def softmax_core(t, c, theta, mode):
-    """Cross-entropy at the one-vs-rest margin of the shifted scores."""
-    return focal_softmax_core(t, 1.0, 0.0, mode)
-
-
-@scalar
-def softmax_class_param(c, theta):
-    """No per-class parameter (:func:`softmax_core_vectorisable` ignores it)."""
-    return 1.0
-
-
-@inlined_scalar
-def softmax_core_vectorisable(t, a, theta, mode):
-    """:func:`softmax_core` through the vectorisable primitives (the CPU's blocked softmax
-    loop)."""
-    return focal_softmax_core_vectorisable(t, 1.0, 0.0, mode)
 
 
 class LogitAdjustedLoss(Loss):
@@ -74,9 +60,9 @@ class LogitAdjustedLoss(Loss):
     tasks = (BINARY, MULTICLASS)
     parameters = ("tau", "priors", "posthoc")
     scalars = {"sigmoid_element": sigmoid_element, "softmax_shift": softmax_shift,
-               "softmax_core": softmax_core,
-               "softmax_class_param": softmax_class_param,
-               "softmax_core_vectorisable": softmax_core_vectorisable}
+               "softmax_core": shifted_cross_entropy_core,
+               "softmax_class_param": no_class_param,
+               "softmax_core_vectorisable": shifted_cross_entropy_core_vectorisable}
     key = "la"
     description = "logit-adjusted cross-entropy"
     grid = {"tau": (0.5, 1.0, 2.0)}

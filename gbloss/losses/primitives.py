@@ -275,3 +275,26 @@ def focal_softmax_core_vectorisable(t, a, gamma, mode):
     f, f1, f2, f2_gn = focal_from_parts(p, q, lp, power_of_vectorisable(q, lq, gamma, False),
                                         gamma, False)
     return weighted_softmax_core(a, f, f1, f2, f2_gn, mode)
+
+
+# The softmax slots of cross-entropy on shifted scores (logit adjustment, LDAM): the loss
+# modules differ only in their shifts.
+
+
+@scalar
+def shifted_cross_entropy_core(t, c, theta, mode):
+    """Slot ``softmax_core``: cross-entropy at the one-vs-rest margin of the shifted scores."""
+    return focal_softmax_core(t, 1.0, 0.0, mode)
+
+
+@scalar
+def no_class_param(c, theta):
+    """Slot ``softmax_class_param``: no per-class parameter."""
+    return 1.0
+
+
+@inlined_scalar
+def shifted_cross_entropy_core_vectorisable(t, a, theta, mode):
+    """Slot ``softmax_core_vectorisable``: :func:`shifted_cross_entropy_core` through the
+    vectorisable primitives (the CPU's blocked softmax loop)."""
+    return focal_softmax_core_vectorisable(t, 1.0, 0.0, mode)
