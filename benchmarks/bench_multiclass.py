@@ -37,20 +37,17 @@ import gbloss.xgboost as gbx
 gbx.share_openmp_runtime()  # before LightGBM loads the system libgomp and Numba starts threads
 
 import argparse
-import os
-import platform
 
 import lightgbm as lgb
-import numba
 import numpy as np
 import xgboost as xgb
 from common import (
     CHECK_ROUNDS,
-    check_same_trees,
-    interleaved_times,
+    compare_fits,
     leaves_per_tree,
     make_multiclass_data,
-    print_timings,
+    print_end,
+    print_environment,
 )
 
 import gbloss
@@ -147,13 +144,7 @@ def run(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="engine threads")
     args = parser.parse_args(argv)
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
-          f"load average {os.getloadavg()[0]:.2f} at start")
-    print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}"
-          f" (threading layer {numba.config.THREADING_LAYER}, {numba.config.NUMBA_NUM_THREADS} "
-          f"threads), xgboost {xgb.__version__}, lightgbm {lgb.__version__}, "
-          f"gbloss {gbloss.__version__}; gbloss kernels in XGBoost's OpenMP runtime: "
-          f"{gbx.OPENMP_SHARED}")
+    print_environment()
     print(f"XGBoost hist, depth {args.depth}; LightGBM {args.leaves} leaves; learning rate 0.1; "
           f"{args.threads} engine threads; {args.repeat} interleaved repetitions")
 
@@ -167,17 +158,9 @@ def run(argv=None):
         for engine, (fits, tie_free) in (
                 ("XGBoost", xgboost_fits(X, y, k, rounds, args.depth, args.threads)),
                 ("LightGBM", lightgbm_fits(X, y, k, rounds, args.leaves, args.threads))):
-            warm = {name: fit() for name, fit in fits.items()}  # warm-up and the check
-            leaves = {name: leaves_per_tree(booster) for name, (booster, _) in warm.items()}
             title = f"{engine} multiclass K={k}: {n} x {args.features}, {rounds} rounds"
-            check_same_trees(title, warm, leaves, tie_free)
-            times = interleaved_times(fits, args.repeat)
-            result = print_timings(fits, times, list(fits)[0], leaves, label="objective")
-            rows += [{"benchmark": title, "implementation": name, "seconds": s, "vs_builtin": r}
-                     for name, (s, r) in result.items()]
-    print("  vs built-in: median over repetitions of the time over the built-in's in the same "
-          "repetition")
-    print(f"\nload average {os.getloadavg()[0]:.2f} at end")
+            rows += compare_fits(title, fits, leaves_per_tree, args.repeat, tie_free)
+    print_end()
     return rows
 
 

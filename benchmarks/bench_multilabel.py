@@ -31,20 +31,17 @@ import gbloss.xgboost as gbx
 gbx.share_openmp_runtime()  # before LightGBM loads the system libgomp and Numba starts threads
 
 import argparse
-import os
-import platform
 
 import lightgbm as lgb
-import numba
 import numpy as np
 import xgboost as xgb
 from common import (
     CHECK_ROUNDS,
-    check_same_trees,
-    interleaved_times,
+    compare_fits,
     leaves_per_tree,
     make_multilabel_data,
-    print_timings,
+    print_end,
+    print_environment,
 )
 from sklearn.multiclass import OneVsRestClassifier
 
@@ -121,13 +118,7 @@ def run(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="engine threads")
     args = parser.parse_args(argv)
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
-          f"load average {os.getloadavg()[0]:.2f} at start")
-    print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}"
-          f" (threading layer {numba.config.THREADING_LAYER}, {numba.config.NUMBA_NUM_THREADS} "
-          f"threads), xgboost {xgb.__version__}, lightgbm {lgb.__version__}, "
-          f"gbloss {gbloss.__version__}; gbloss kernels in XGBoost's OpenMP runtime: "
-          f"{gbx.OPENMP_SHARED}")
+    print_environment()
     X, Y = make_multilabel_data(args.rows, args.features, args.labels)
     prevalence = Y.mean(axis=0)
     print(f"data: {args.rows} rows x {args.features} features, {args.labels} labels (prevalence "
@@ -145,16 +136,8 @@ def run(argv=None):
     for label, fits, tie_free, count_leaves in configurations:
         title = f"{label}: {args.rows} x {args.features}, {args.rounds} rounds"
         print()
-        warm = {name: fit() for name, fit in fits.items()}  # warm-up and the check
-        leaves = {name: count_leaves(model) for name, (model, _) in warm.items()}
-        check_same_trees(title, warm, leaves, tie_free)
-        times = interleaved_times(fits, args.repeat)
-        result = print_timings(fits, times, list(fits)[0], leaves, label="objective")
-        rows += [{"benchmark": title, "implementation": name, "seconds": s, "vs_builtin": r}
-                 for name, (s, r) in result.items()]
-    print("  vs built-in: median over repetitions of the time over the built-in's in the same "
-          "repetition")
-    print(f"\nload average {os.getloadavg()[0]:.2f} at end")
+        rows += compare_fits(title, fits, count_leaves, args.repeat, tie_free)
+    print_end()
     return rows
 
 

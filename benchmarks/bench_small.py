@@ -28,19 +28,15 @@ import gbloss.xgboost as gbx
 gbx.share_openmp_runtime()  # before LightGBM loads the system libgomp and Numba starts threads
 
 import argparse
-import os
-import platform
 
 import lightgbm as lgb
-import numba
-import numpy as np
 import xgboost as xgb
 from common import (
-    check_same_trees,
-    interleaved_times,
+    compare_fits,
     leaves_per_tree,
     make_data,
-    print_timings,
+    print_end,
+    print_environment,
 )
 
 import gbloss
@@ -74,13 +70,7 @@ def run(argv=None):
     parser.add_argument("--n-jobs", type=int, default=2, help="engine threads")
     args = parser.parse_args(argv)
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
-          f"load average {os.getloadavg()[0]:.2f} at start")
-    print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}"
-          f" (threading layer {numba.config.THREADING_LAYER}, {numba.config.NUMBA_NUM_THREADS} "
-          f"threads), xgboost {xgb.__version__}, lightgbm {lgb.__version__}, "
-          f"gbloss {gbloss.__version__}; gbloss kernels in XGBoost's OpenMP runtime: "
-          f"{gbx.OPENMP_SHARED}")
+    print_environment()
     print(f"data: {args.rows} rows x {args.features} features; {args.trees} trees, "
           f"n_jobs={args.n_jobs}; fit + predict_proba; {args.repeat} interleaved repetitions")
 
@@ -109,19 +99,11 @@ def run(argv=None):
     rows = []
     for engine, makers in configurations.items():
         fits = {name: fit_predict(make, X, y) for name, make in makers.items()}
-        warm = {name: fit() for name, fit in fits.items()}  # warm-up, and the same-trees check
-        leaves = {name: leaves_per_tree(booster_of(est)) for name, (est, _) in warm.items()}
-        reference = list(fits)[0]
-        check_same_trees(f"{engine} estimators", warm, leaves)
-        times = interleaved_times(fits, args.repeat)
-        result = print_timings(fits, times, reference, leaves, label="estimator")
         title = (f"small data, {engine} estimators: {args.rows} x {args.features}, {n} trees, "
                  "fit+proba")
-        rows += [{"benchmark": title, "implementation": name, "seconds": s, "vs_builtin": r}
-                 for name, (s, r) in result.items()]
-    print("  vs built-in: median over repetitions of the time over the built-in's in the same "
-          "repetition")
-    print(f"\nload average {os.getloadavg()[0]:.2f} at end")
+        rows += compare_fits(title, fits, lambda est: leaves_per_tree(booster_of(est)),
+                             args.repeat, label="estimator")
+    print_end()
     return rows
 
 

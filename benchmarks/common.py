@@ -139,3 +139,47 @@ def check_same_trees(title, warm, leaves, tie_free=None):
           f"jittered start, {CHECK_ROUNDS} rounds: max |probability difference| {tie_gap:.2e}")
     assert tie_gap < SAME_TREES_TOLERANCE, \
         f"{title}: gbloss's cross-entropy does not grow the built-in's trees"
+
+
+def print_environment():
+    """The machine, its load and the versions, as every training benchmark prints them first
+    (the engines and ``gbloss.xgboost`` already imported by the script)."""
+    import os
+    import platform
+
+    import lightgbm
+    import numba
+    import xgboost
+
+    import gbloss
+    import gbloss.xgboost as gbx
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
+          f"load average {os.getloadavg()[0]:.2f} at start")
+    print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}"
+          f" (threading layer {numba.config.THREADING_LAYER}, {numba.config.NUMBA_NUM_THREADS} "
+          f"threads), xgboost {xgboost.__version__}, lightgbm {lightgbm.__version__}, "
+          f"gbloss {gbloss.__version__}; gbloss kernels in XGBoost's OpenMP runtime: "
+          f"{gbx.OPENMP_SHARED}")
+
+
+def compare_fits(title, fits, count_leaves, repeat, tie_free=None, label="objective"):
+    """One configuration of a training benchmark: warm every fit up (each returns ``(model,
+    probabilities)``), check that the first two grow the same trees (:func:`check_same_trees`),
+    time them interleaved, print the table; returns the rows for ``run_all.py``."""
+    warm = {name: fit() for name, fit in fits.items()}
+    leaves = {name: count_leaves(model) for name, (model, _) in warm.items()}
+    check_same_trees(title, warm, leaves, tie_free)
+    times = interleaved_times(fits, repeat)
+    result = print_timings(fits, times, list(fits)[0], leaves, label=label)
+    return [{"benchmark": title, "implementation": name, "seconds": s, "vs_builtin": r}
+            for name, (s, r) in result.items()]
+
+
+def print_end():
+    """The last lines of a training benchmark: how to read its ratios, and the load."""
+    import os
+
+    print("  vs built-in: median over repetitions of the time over the built-in's in the same "
+          "repetition")
+    print(f"\nload average {os.getloadavg()[0]:.2f} at end")
