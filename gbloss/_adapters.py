@@ -229,20 +229,22 @@ def _same(current, validated):
 
 class _Run:
     """State of one training run on one dataset: the shape of the engine's raw scores, its
-    labels and weights as last seen, the validated target and weights, the buffers and the
-    kernel bound to them (:meth:`gbloss.Loss.bind`)."""
+    labels and weights as last seen, the validated target and weights, the buffers and
+    ``gradients(raw) -> (grad, hess)``, the kernel bound to them (:meth:`gbloss.Loss.bind`)
+    followed by the Hessian scale."""
 
     __slots__ = ("raw_shape", "labels", "weight", "target", "validated_weight", "buffers",
-                 "fill")
+                 "gradients")
 
-    def __init__(self, raw_shape, labels, weight, target, validated_weight, buffers, fill):
+    def __init__(self, raw_shape, labels, weight, target, validated_weight, buffers,
+                 gradients):
         self.raw_shape = raw_shape
         self.labels = labels
         self.weight = weight
         self.target = target
         self.validated_weight = validated_weight
         self.buffers = buffers
-        self.fill = fill
+        self.gradients = gradients
 
     def serves(self, raw_shape, labels, weight):
         return (raw_shape == self.raw_shape and _same(labels, self.labels)
@@ -310,34 +312,23 @@ class EngineObjective(TransientState):
         runs = self._runs()
         run = runs.get(key)
         if run is not None and run.serves(raw.shape, labels, weight):
-            run.fill(raw.reshape(run.target.shape))
-        else:
-            run = runs[key] = self._new_run(raw, labels, weight, num_class)
-        grad, hess = run.buffers
-        if self.hessian_scale != 1.0:
-            hess *= self.hessian_scale
-        return grad, hess
+            return run.gradients(raw)
+        run = self._new_run(raw, labels, weight, num_class)
+        buffers = run.gradients(raw)  # the kernel refuses non-finite raw scores
+        self._check_start(raw.reshape(run.target.shape), run.target, run.validated_weight)
+        runs[key] = run
+        return buffers
 
     def bind(self, key):
         """``gradients(raw) -> (grad, hess)`` for the run on dataset ``key`` that the last
         call set up (labels and weights validated, first-round checks done), into that run's
         buffers, without reading the engine's labels and weights again: for a training loop
         that runs no code between its rounds that could change them."""
-        run = self._runs()[key]
-        fill, shape, scale = run.fill, run.target.shape, self.hessian_scale
-        grad, hess = run.buffers
-
-        def gradients(raw):
-            fill(raw.reshape(shape))
-            if scale != 1.0:
-                np.multiply(hess, scale, out=hess)
-            return grad, hess
-
-        return gradients
+        return self._runs()[key].gradients
 
     def _new_run(self, raw, labels, weight, num_class):
-        """Resolve and validate the target, fill new buffers (one validated kernel call) and
-        check that training starts from the loss's start."""
+        """Resolve and validate the target (labels against the loss's domain, weights finite
+        and >= 0) and bind the kernel to it and to new buffers."""
         if raw.ndim not in (1, 2):
             raise ValueError(f"{self.engine.name} passed {self.engine.score}s of shape "
                              f"{raw.shape}")
@@ -347,14 +338,19 @@ class EngineObjective(TransientState):
             raise ValueError(f"{target.task} labels with {target.n_outputs} outputs but "
                              f"{self.engine.name} passed {n_cols} {self.engine.score}s per row")
         validated_weight = None if weight is None else np.array(weight, np.float64).ravel()
-        raw_shape, raw = raw.shape, raw.reshape(target.shape)
         buffers = tuple(np.empty(target.shape, np.float32, order=self.buffer_order)
                         for _ in range(2))
-        # validates labels against the loss's domain and the weights (finite, >= 0)
         fill = self.loss.bind(target.y, validated_weight, out=buffers, n_threads=self._threads())
-        fill(raw)
-        self._check_start(raw, target, validated_weight)
-        return _Run(raw_shape, labels, weight, target, validated_weight, buffers, fill)
+        shape, scale = target.shape, self.hessian_scale
+        grad, hess = buffers
+
+        def gradients(raw):
+            fill(raw.reshape(shape))
+            if scale != 1.0:
+                np.multiply(hess, scale, out=hess)
+            return grad, hess
+
+        return _Run(raw.shape, labels, weight, target, validated_weight, buffers, gradients)
 
     def _check_start(self, raw, target, weight):
         first = raw[0]
@@ -370,7 +366,7 @@ class EngineObjective(TransientState):
             warnings.warn(f"training starts from the {self.engine.score} "
                           f"{np.round(first, 4).tolist()}, not from the start of {self.loss!r} "
                           f"({np.round(expected, 4).tolist()}): {self.engine.start_fix}",
-                          UserWarning, stacklevel=5)
+                          UserWarning, stacklevel=4)
 
 
 # -- metrics ---------------------------------------------------------------------------------
