@@ -484,11 +484,8 @@ class Loss:
         with thread_limit(default_threads(np.size(raw)) if n_threads is None else n_threads):
             task, y, raw, weight = self._inputs(y, raw, sample_weight, check_input)
             grad, hess = _output_buffers(raw, out)
-            n_out = 1 if raw.ndim == 1 else raw.shape[1]
-            loss = self._ready(task, y, n_out)
-            theta = loss.kernel_params(task, n_out)
-            mode = HESSIAN_MODES[self.hessian]
-            _raise_bad(loss._gradient_hessian(task, y, raw, weight, theta, mode, grad, hess))
+            run, theta, mode = self._kernel(task, y, raw)
+            _raise_bad(run(task, y, raw, weight, theta, mode, grad, hess))
         return grad, hess
 
     def bind(self, y, sample_weight=None, *, out, n_threads=None):
@@ -510,11 +507,7 @@ class Loss:
             task, y, raw, weight = self._inputs(y, example, sample_weight, True)
         y, weight = y.copy(), weight.copy()
         grad, hess = _output_buffers(raw, out)
-        n_out = 1 if raw.ndim == 1 else raw.shape[1]
-        loss = self._ready(task, y, n_out)
-        theta = loss.kernel_params(task, n_out)
-        mode = HESSIAN_MODES[self.hessian]
-        run = loss._gradient_hessian
+        run, theta, mode = self._kernel(task, y, raw)
 
         def fill(raw):
             if raw.shape != grad.shape or raw.dtype not in (np.float32, np.float64):
@@ -525,6 +518,15 @@ class Loss:
             return grad, hess
 
         return fill
+
+    def _kernel(self, task, y, raw):
+        """What a gradient kernel call needs besides the arrays: the kernel of the loss ready
+        for ``y`` (prepared on it when it needs label statistics), its parameters and the
+        Hessian policy's mode."""
+        n_out = 1 if raw.ndim == 1 else raw.shape[1]
+        loss = self._ready(task, y, n_out)
+        return loss._gradient_hessian, loss.kernel_params(task, n_out), \
+            HESSIAN_MODES[self.hessian]
 
     def _gradient_hessian(self, task, y, raw, weight, theta, mode, grad, hess):
         """Run the loop of ``task``; returns its count(s) of bad inputs. A loss may specialise
