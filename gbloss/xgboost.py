@@ -58,6 +58,7 @@ Design decisions
   and the ``GBLOSS_*`` variables are described in :mod:`gbloss._runtime`.
 """
 
+import ctypes
 import json
 import warnings
 import weakref
@@ -491,9 +492,6 @@ class _NativeRound:
                                              "XGBoosterTrainOneIter", "XGBGetLastError"))
 
     def __init__(self, bst, dtrain, gradients):
-        import ctypes
-
-        self.ctypes = ctypes
         self.lib = xgboost.core._LIB
         self.bst, self.dtrain, self.gradients = bst, dtrain, gradients
         self.buffers = self.interfaces = None
@@ -506,10 +504,9 @@ class _NativeRound:
             raise xgboost.core.XGBoostError(self.lib.XGBGetLastError().decode())
 
     def __call__(self, i):
-        ct = self.ctypes
         self._check(self.lib.XGBoosterPredictFromDMatrix(
-            self.bst.handle, self.dtrain.handle, self._CONFIG, ct.byref(self.shape),
-            ct.byref(self.dims), ct.byref(self.preds)))
+            self.bst.handle, self.dtrain.handle, self._CONFIG, ctypes.byref(self.shape),
+            ctypes.byref(self.dims), ctypes.byref(self.preds)))
         shape = tuple(int(self.shape[k]) for k in range(self.dims.value))
         margins = np.ctypeslib.as_array(self.preds, shape=shape)  # XGBoost's buffer
         buffers = self.gradients(margins)
@@ -518,7 +515,7 @@ class _NativeRound:
             self.interfaces = [json.dumps({**a.__array_interface__, "strides": None}).encode()
                                for a in buffers]
         self._check(self.lib.XGBoosterTrainOneIter(self.bst.handle, self.dtrain.handle,
-                                                   ct.c_int(i), *self.interfaces))
+                                                   ctypes.c_int(i), *self.interfaces))
 
 
 def _device_loop(params, X):

@@ -148,7 +148,8 @@ _binary_loop = _loops.compile_loop(binary_gradient_hessian, fastmath=CONTRACT)
 
 def multilabel_gradient_hessian(y, raw, weight, a_pos, a_neg, gamma, mode, grad, hess):
     """The binary loop's formulas for every label of a row (``raw`` (n, K); ``a_pos``,
-    ``a_neg`` per label), vectorised along the labels; the same counts."""
+    ``a_neg`` per label), vectorised along the labels; the same counts, and the same two loops
+    so that ``integral`` is a constant."""
     n, n_out = raw.shape
     weighted = weight.shape[0] > 0
     soft_rows = 0
