@@ -313,6 +313,29 @@ def test_two_class_softmax_focal_is_binary_focal_on_margin_difference(gamma, alp
     assert_allclose(hess2[:, 0], hess1, rtol=3e-13, atol=1e-300)
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("alpha", [None, 0.25, "per-label"])
+@pytest.mark.parametrize("gamma", [0.0, 2.0, 1.5])
+def test_multilabel_focal_is_binary_focal_per_label(gamma, alpha, weighted, order, rng):
+    """Hard multi-label targets go through the binary loop as one flat run (no weights, one
+    alpha for all labels, C order) or through the row loop (otherwise): either way each label
+    is the binary loss on its column."""
+    n_out = 5
+    y, raw = make_data(MULTILABEL, n_out, N_ROWS, rng)
+    raw = np.asarray(raw, order=order)
+    w = rng.uniform(0.5, 2, N_ROWS) if weighted else None
+    alphas = ([None] * n_out if alpha is None else [alpha] * n_out if alpha == 0.25
+              else [0.1, 0.3, 0.5, 0.7, 0.9])
+    loss = gbloss.FocalLoss(gamma, None if alpha is None else alphas, hessian="exact")
+    grad, hess = loss.gradient_hessian(y, raw, w)
+    for k in range(n_out):
+        g, h = gbloss.FocalLoss(gamma, alphas[k], hessian="exact").gradient_hessian(
+            y[:, k], np.ascontiguousarray(raw[:, k]), w)
+        assert_allclose(grad[:, k], g, rtol=1e-15, atol=1e-300)
+        assert_allclose(hess[:, k], h, rtol=1e-15, atol=1e-300)
+
+
 @pytest.mark.parametrize("tau", [0.5, 1.0, 2.0])
 def test_binary_logit_adjustment_is_two_class_softmax(tau, rng):
     y, raw = make_data(MULTICLASS, 2, N_ROWS, rng)
