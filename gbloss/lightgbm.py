@@ -417,7 +417,7 @@ def _move_start_into_trees(booster, task, start):
     n_trees = booster.num_trees()
     if n_trees < starts.size:
         return False
-    # the leaf counts from the model text: dump_model's JSON of the same trees costs ~10x more
+    # leaf counts from the model text: dump_model's JSON of the same trees takes about 8x longer
     leaves = _LEAF_COUNT.findall(booster.model_to_string(num_iteration=1))
     if len(leaves) < starts.size:
         raise RuntimeError("could not read the leaf counts from LightGBM's model text")
