@@ -184,8 +184,9 @@ def _flat_multilabel(y, raw, weight, a_pos, a_neg, grad, hess):
     elements: no sample weights, the same class weights for every label and C-contiguous
     arrays (views, so the loop writes into ``grad`` and ``hess``); 2.4x faster than the row
     loop at 50k x 10."""
-    return (weight.shape[0] == 0 and np.all(a_pos == a_pos[0]) and np.all(a_neg == a_neg[0])
-            and all(a.flags.c_contiguous for a in (y, raw, grad, hess)))
+    return (weight.shape[0] == 0 and y.flags.c_contiguous and raw.flags.c_contiguous
+            and grad.flags.c_contiguous and hess.flags.c_contiguous
+            and (a_pos == a_pos[0]).all() and (a_neg == a_neg[0]).all())
 
 
 class FocalLoss(Loss):
