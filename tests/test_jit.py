@@ -64,6 +64,26 @@ def test_out_buffers_may_differ_in_order_from_raw(rng):
     assert_array_equal(hess, expected[1])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_class", [3, 100])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_class_ordered_scores_over_many_blocks_match_row_order(n_class, dtype, n_threads, rng):
+    """LightGBM's layout (F order) across several row blocks of the CPU's softmax loop, the last
+    one partial, where each block's copy prefetches the next block's rows: the same values as
+    C order, on one thread and on two."""
+    from gbloss.losses._loops import softmax_block_rows
+
+    n = 3 * softmax_block_rows(n_class) + 5
+    loss = gbloss.FocalLoss(2.0)
+    y = rng.integers(0, n_class, n).astype(float)
+    raw = rng.normal(0.0, 3.0, (n, n_class)).astype(dtype)
+    expected = loss.gradient_hessian(y, raw, n_threads=n_threads)
+    got = loss.gradient_hessian(y, np.asfortranarray(raw), n_threads=n_threads)
+    assert got[0].flags.f_contiguous
+    assert_array_equal(got[0], expected[0])
+    assert_array_equal(got[1], expected[1])
+
+
 def test_strided_raw_is_accepted(rng):
     loss = _loss_for(MULTICLASS)
     y, raw = make_data(MULTICLASS, 3, 50, rng)

@@ -71,8 +71,12 @@ import threading
 import types
 
 import numpy as np
+from llvmlite import ir
 from numba import prange
+from numba import types as numba_types
+from numba.core import cgutils
 from numba.core.dispatcher import Dispatcher
+from numba.extending import intrinsic
 
 from .. import _jit
 from .._jit import kernel, scalar
@@ -216,6 +220,27 @@ def softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
     return nonfinite, bad_labels
 
 
+@intrinsic
+def prefetch(typingctx, array, row, column):
+    """Ask the CPU to bring the cache line of ``array[row, column]`` into its caches
+    (``llvm.prefetch``: read, keep). A hint only: it changes no value and cannot fault; callers
+    still pass indices inside the array."""
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        address = cgutils.get_item_pointer(context, builder, array_type, view, args[1:],
+                                           wraparound=False)
+        byte_pointer = ir.IntType(8).as_pointer()
+        int32 = ir.IntType(32)
+        hint = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, int32, int32, int32]),
+            "llvm.prefetch.p0i8")
+        builder.call(hint, [builder.bitcast(address, byte_pointer), ir.Constant(int32, 0),
+                            ir.Constant(int32, 3), ir.Constant(int32, 1)])
+        return context.get_dummy_value()
+    return numba_types.void(array, row, column), codegen
+
+
 @scalar
 def softmax_block_rows(n_class):
     """Rows per block of :func:`blocked_softmax_gradient_hessian`: about 8192 scores (at most
@@ -233,11 +258,14 @@ def blocked_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
     ``exp`` through ``exp_neg``, ``log1p`` through ``log1p_positive`` and the per-row core
     through the loss's ``softmax_core_vectorisable`` (its ``softmax_core`` when it has none;
     ``VECTORISABLE_CORE`` is bound with the slots).
-    ``r_k`` is ``e_k`` times the row's ``1 / (1 + rest)``."""
+    ``r_k`` is ``e_k`` times the row's ``1 / (1 + rest)``. Scores by class (F order, LightGBM's
+    layout) give a block K separate runs of rows, more streams than the CPU's prefetcher
+    follows: the copy of a block prefetches the next block's runs (:func:`prefetch`)."""
     n, n_class = raw.shape
     weighted = weight.shape[0] > 0
     block = softmax_block_rows(n_class)
     raw_by_row = raw.strides[0] >= raw.strides[1]
+    rows_per_line = max(1, 64 // raw.itemsize)
     out_by_row = grad.strides[0] >= grad.strides[1]
     nonfinite = 0
     bad_labels = 0
@@ -271,7 +299,11 @@ def blocked_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
                     scores[k, j] = zk + softmax_shift(k, c, theta)
                 nonfinite += row_bad if ok[j] else 0
         else:
+            ahead = min(start + block, n - 1)
+            ahead_end = min(start + 2 * block, n)
             for k in range(n_class):
+                for row in range(ahead, ahead_end, rows_per_line):  # the next block's run
+                    prefetch(raw, row, k)
                 col_bad = 0
                 for j in range(rows):
                     zk = np.float64(raw[start + j, k])
