@@ -6,7 +6,12 @@ Prints, from one run (interleaved repetitions; the median and the fastest call o
     alpha; if the package is missing the column says so);
   * softmax focal (gamma=2, K=10), 1e5 rows: gbloss vs NumPy.
 
-Usage: python benchmarks/bench_kernels.py [--rows 1000000] [--repeat 15] [--threads N]
+Calls that allocate their outputs run slower for about the first second of a process (about 12
+repetitions here: the freshly mapped pages of the outputs fault in every call, 19 ms against
+6 ms later for the softmax call), so the default 50 repetitions put the medians in the steady
+state that a training loop sees.
+
+Usage: python benchmarks/bench_kernels.py [--rows 1000000] [--repeat 50] [--threads N]
 """
 
 import argparse
@@ -88,7 +93,7 @@ def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--softmax-rows", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     rows = []
