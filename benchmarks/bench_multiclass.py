@@ -2,7 +2,7 @@
 
 Data: ``common.make_multiclass_data`` (20 features, class priors falling as 1/(k+1)); by
 default K=10 on 50,000 rows with 20 rounds and K=100 on 20,000 rows with 10 rounds (every
-round grows K trees), 9 interleaved repetitions, 2 engine threads: about 8 minutes on 2 cores.
+round grows K trees), 9 interleaved repetitions, 2 engine threads: about 5 minutes on 2 cores.
 One repetition's ratio varies by about ±10% on a shared 2-core machine (0.87 to 1.19 in one
 run), hence 9 repetitions for the median.
 Per engine and K, one interleaved run (the built-in and gbloss's cross-entropy next to each

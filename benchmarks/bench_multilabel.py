@@ -1,7 +1,7 @@
 """Multi-label training (10 labels) with gbloss against the engines' built-ins.
 
 Data: ``common.make_multilabel_data`` (20 features, 10 labels of different prevalences); by
-default 50,000 rows, 50 rounds, 9 interleaved repetitions, 2 engine threads: about 10 minutes
+default 50,000 rows, 50 rounds, 9 interleaved repetitions, 2 engine threads: about 5 minutes
 on 2 cores. Per configuration, one interleaved run (the built-in and gbloss's cross-entropy
 next to each other in each repetition, in alternating order; ``common.interleaved_times``);
 the ratio is the median over repetitions of the time over the built-in's time in the same
