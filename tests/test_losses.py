@@ -759,31 +759,47 @@ def test_bound_kernel_checks_labels_once_and_raw_every_call(rng):
 
 @pytest.mark.parametrize("n_class", [2, 3, 10, 33, 100, 300])
 @pytest.mark.parametrize("order", ["C", "F"])
-@pytest.mark.parametrize("name", ["focal", "ce", "la", "ldam", "poly"])
+@pytest.mark.parametrize("name", ["focal", "ce", "la", "ldam", "poly", "focal-ls", "ce-ls",
+                                  "poly-ls"])
 def test_blocked_softmax_loop_is_the_row_template_over_many_blocks(name, n_class, order, rng):
-    """The CPU's blocked softmax loop against the row-by-row template it replaces (the one the
-    GPU compiles), compiled here for the CPU: several blocks and a partial one, weights, C and
-    F order, float32 scores, a bad label and a non-finite score."""
+    """The CPU's blocked softmax loops (hard labels, and soft targets with label smoothing)
+    against the row-by-row templates they replace (the ones the GPU compiles), compiled here
+    for the CPU: several blocks and a partial one, weights, C and F order, float32 scores, a
+    bad label and a non-finite score."""
     loss = {"focal": gbloss.FocalLoss(2.0, alpha=per_class_alpha(n_class)),
             "ce": gbloss.CrossEntropyLoss(),
             "la": gbloss.LogitAdjustedLoss(1.0, priors=priors_for(n_class)),
             "ldam": gbloss.LDAMLoss(0.5, counts=np.arange(1, n_class + 1) * 7.0),
-            "poly": gbloss.PolyLoss(1.0, 2.0)}[name]
+            "poly": gbloss.PolyLoss(1.0, 2.0),
+            "focal-ls": gbloss.FocalLoss(0.5, alpha=per_class_alpha(n_class),
+                                         label_smoothing=0.2),
+            "ce-ls": gbloss.CrossEntropyLoss(label_smoothing=0.1),
+            "poly-ls": gbloss.PolyLoss(-1.0, 2.0, label_smoothing=0.3)}[name]
     n = 3 * _loops.softmax_block_rows(n_class) + 5
     y = rng.integers(0, n_class, n).astype(np.float64)
     raw = np.asarray(rng.normal(0.0, 3.0, (n, n_class)), np.float32, order=order)
+    raw[1, :] = raw[1, 0]  # a row of ties: the first largest scores are the top two
     w = rng.uniform(0.2, 3.0, n)
     theta = loss.kernel_params(MULTICLASS, n_class)
-    slots = {s: loss.scalars[s] for s in _loops.SOFTMAX_SLOTS}
-    rows = _loops.compile_loop(_loops.softmax_gradient_hessian, slots, variant="_rows").serial
+    soft = "softmax_target" in loss.scalars
+    template, slot_names = (_loops.soft_softmax_gradient_hessian, _loops.SOFT_SOFTMAX_SLOTS) \
+        if soft else (_loops.softmax_gradient_hessian, _loops.SOFTMAX_SLOTS)
+    slots = {s: loss.scalars[s] for s in slot_names}
+    rows = _loops.compile_loop(template, slots, variant="_rows").serial
     blocked = _loops.loops_for(loss.scalars).softmax_gradient_hessian
+    assert blocked.parallel.py_func.__name__.startswith(
+        "blocked_soft_softmax" if soft else "blocked_softmax")
+    # soft targets: the blocked loop keeps each class's term instead of recomputing it, so the
+    # cancellations in the sums over the terms round differently (the exact gradient:
+    # tests/test_new_losses.py::test_soft_target_blocked_loop_is_exact_for_cross_entropy)
+    rtol = 2e-11 if soft else 1e-12
     for mode in (0, 1, 2):
         expected = (np.empty((n, n_class)), np.empty((n, n_class)))
         got = (np.empty((n, n_class), order=order), np.empty((n, n_class), order=order))
         assert rows(y, raw, w, theta, mode, *expected) == (0, 0)
         assert blocked(y, raw, w, theta, mode, *got) == (0, 0)
-        assert_allclose(got[0], expected[0], rtol=1e-12, atol=1e-300)
-        assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-300)
+        assert_allclose(got[0], expected[0], rtol=rtol, atol=1e-300)
+        assert_allclose(got[1], expected[1], rtol=rtol, atol=1e-300)
     y[n - 2], raw[n // 2, 1] = n_class, np.inf
     assert blocked(y, raw, w, theta, 1, *got) == (1, 1)
     assert np.all(np.isnan(got[0][n - 2])) and np.all(np.isnan(got[1][n - 2]))

@@ -137,6 +137,26 @@ def test_label_smoothing_softmax_is_the_definition(gamma, rng):
         assert_allclose(hess, p * (1 - p), rtol=1e-12)
 
 
+@needs_mpmath
+def test_soft_target_blocked_loop_is_exact_for_cross_entropy(rng):
+    """The CPU's blocked soft-target loop over several blocks against the exact cross-entropy
+    gradient ``p - T`` (mpmath, 40 digits): its sums over the terms cancel to ``p - T``, which
+    itself cancels where ``p`` is near ``T`` (hence the absolute tolerance, 1e-13 of ``T``)."""
+    eps, n_class = 0.1, 10
+    n = 3 * _loops.softmax_block_rows(n_class) + 5
+    y = rng.integers(0, n_class, n).astype(float)
+    raw = rng.normal(0.0, 3.0, (n, n_class))
+    grad, _ = gbloss.CrossEntropyLoss(label_smoothing=eps).gradient_hessian(y, raw)
+    with mpmath.workdps(40):
+        for i in range(n):
+            exps = [mpmath.exp(mpmath.mpf(z)) for z in raw[i]]
+            total = mpmath.fsum(exps)
+            exact = [float(e / total - mpmath.mpf(eps) / n_class
+                           - (1 - mpmath.mpf(eps) if k == y[i] else 0))
+                     for k, e in enumerate(exps)]
+            assert_allclose(grad[i], exact, rtol=1e-12, atol=1e-15, err_msg=f"row {i}")
+
+
 @pytest.mark.parametrize("alpha", [None, 0.25])
 def test_label_smoothing_binary_is_the_soft_label_mixture(alpha, rng):
     eps, gamma = 0.2, 2.0

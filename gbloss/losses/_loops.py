@@ -43,14 +43,17 @@ over ``k != j`` are totals over all ``k`` less the own term (a rounding error of
 own term, which the sum holds anyway). The top class's term takes its ``r`` from the second
 largest score, as the hard-label loop does (``docs/derivations.md`` section 11.3).
 
-On the CPU the hard-label gradient loop is :func:`blocked_softmax_gradient_hessian`
-(:data:`CPU_TEMPLATES`; the GPU compiles the template above): the same quantities on blocks of
-rows transposed into scratch, vectorised along the rows, with ``exp``/``log1p`` from the
-polynomial primitives (``exp_neg``, ``log1p_positive``), ``r_k = e_k * (1 / (1 + rest))`` (one
-division per row) and, when the loss fills them, two optional CPU-only slots for the core::
+On the CPU the gradient loops are :func:`blocked_softmax_gradient_hessian` and
+:func:`blocked_soft_softmax_gradient_hessian` (:data:`CPU_TEMPLATES`; the GPU compiles the
+templates above): the same quantities on blocks of rows transposed into scratch, vectorised
+along the rows, with ``exp``/``log1p`` from the polynomial primitives (``exp_neg``,
+``log1p_positive``), ``r_k = e_k * (1 / (1 + rest))`` (one division per row) and, when the
+loss fills them, two optional CPU-only slots for the core::
 
     softmax_class_param(c, theta) -> a                  (gathered outside the vector loop)
     softmax_core_vectorisable(t, a, theta, mode)        (softmax_core's values, straight-line)
+
+(the soft-target loop evaluates class ``k``'s term with ``a = softmax_class_param(k, theta)``).
 
 ``theta`` is the loss's kernel parameter tuple (:meth:`gbloss.Loss.kernel_params`). Sample
 weights multiply everything in the loops.
@@ -266,7 +269,6 @@ def blocked_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
     block = softmax_block_rows(n_class)
     raw_by_row = raw.strides[0] >= raw.strides[1]
     rows_per_line = max(1, 64 // raw.itemsize)
-    out_by_row = grad.strides[0] >= grad.strides[1]
     nonfinite = 0
     bad_labels = 0
     for b in prange((n + block - 1) // block):
@@ -366,17 +368,25 @@ def blocked_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
                 h = wf2 + wfloor if at_label else h
                 scores[k, j] = g if ok[j] else np.nan
                 exps[k, j] = h if ok[j] else np.nan
-        if out_by_row:
-            for j in range(rows):
-                for k in range(n_class):
-                    grad[start + j, k] = scores[k, j]
-                    hess[start + j, k] = exps[k, j]
-        else:
-            for k in range(n_class):
-                for j in range(rows):
-                    grad[start + j, k] = scores[k, j]
-                    hess[start + j, k] = exps[k, j]
+        copy_block_out(scores, exps, start, rows, grad, hess)
     return nonfinite, bad_labels
+
+
+@scalar
+def copy_block_out(block_grad, block_hess, start, rows, grad, hess):
+    """Write a block's transposed outputs ``(K, rows)`` to rows ``start ..`` of ``grad`` and
+    ``hess`` (C or F order), along the outputs' own order."""
+    n_class = grad.shape[1]
+    if grad.strides[0] >= grad.strides[1]:
+        for j in range(rows):
+            for k in range(n_class):
+                grad[start + j, k] = block_grad[k, j]
+                hess[start + j, k] = block_hess[k, j]
+    else:
+        for k in range(n_class):
+            for j in range(rows):
+                grad[start + j, k] = block_grad[k, j]
+                hess[start + j, k] = block_hess[k, j]
 
 
 def softmax_loss(y, raw, weight, theta, out):
@@ -534,6 +544,176 @@ def soft_softmax_loss(y, raw, weight, theta, out):
     return nonfinite, bad_labels
 
 
+@scalar
+def copy_block_in(raw, start, rows, ok, scores):
+    """Copy rows ``start ..`` of ``raw`` (C or F order) into ``scores[k, j]``, returning the
+    count of non-finite scores in the rows marked ``ok``. Scores by class prefetch the next
+    block's runs, as :func:`blocked_softmax_gradient_hessian` does."""
+    n, n_class = raw.shape
+    nonfinite = 0
+    if raw.strides[0] >= raw.strides[1]:
+        for j in range(rows):
+            row_bad = 0
+            for k in range(n_class):
+                zk = np.float64(raw[start + j, k])
+                row_bad += 0 if abs(zk) < np.inf else 1
+                scores[k, j] = zk
+            nonfinite += row_bad if ok[j] else 0
+    else:
+        block = scores.shape[1]
+        ahead = min(start + block, n - 1)
+        ahead_end = min(start + 2 * block, n)
+        for k in range(n_class):
+            for row in range(ahead, ahead_end, max(1, 64 // raw.itemsize)):
+                prefetch(raw, row, k)
+            col_bad = 0
+            for j in range(rows):
+                zk = np.float64(raw[start + j, k])
+                col_bad += 0 if (abs(zk) < np.inf) | (not ok[j]) else 1
+                scores[k, j] = zk
+            nonfinite += col_bad
+    return nonfinite
+
+
+def blocked_soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
+    """The CPU's :func:`soft_softmax_gradient_hessian`: the same quantities on blocks of rows
+    transposed into scratch ``(K, rows)``, as :func:`blocked_softmax_gradient_hessian` does,
+    every inner loop along the rows of the block: the row's two largest scores, the two sums
+    of exponentials (``exp_neg``), every class's term (``softmax_core_vectorisable`` at the
+    class's ``softmax_class_param``, or ``softmax_core``) with the sums over the terms, and the
+    outputs from the terms kept in scratch instead of recomputed."""
+    n, n_class = raw.shape
+    weighted = weight.shape[0] > 0
+    block = softmax_block_rows(n_class)
+    nonfinite = 0
+    bad_labels = 0
+    for b in prange((n + block - 1) // block):
+        start = b * block
+        rows = min(block, n - start)
+        scores = np.empty((n_class, block))  # raw scores, then the gradient
+        exps = np.empty((n_class, block))  # exp(z_k - z_top), then the Hessian
+        exps_second = np.empty((n_class, block))  # exp(z_k - z_second)
+        term_g = np.empty((n_class, block))  # T_k f1_k
+        term_h = np.empty((n_class, block))  # T_k f2_k
+        inv_d = np.empty((n_class, block))  # 1 / d_k
+        z_top = np.empty(block)
+        z_second = np.empty(block)
+        others = np.empty(block)
+        rest_top = np.empty(block)
+        inv_total_top = np.empty(block)
+        t_top = np.empty(block)
+        a_top = np.empty(block)
+        f1_top = np.empty(block)
+        f2_top = np.empty(block)
+        sum_a = np.empty(block)
+        sum_b = np.empty(block)
+        h_top = np.empty(block)
+        floors = np.empty(block)
+        w_row = np.empty(block)
+        labels = np.empty(block, np.int64)
+        top = np.empty(block, np.int64)
+        second = np.empty(block, np.int64)
+        ok = np.empty(block, np.bool_)
+        block_bad = 0
+        for j in range(rows):
+            label = y[start + j]
+            good = (label >= 0) & (label < n_class)
+            ok[j] = good
+            labels[j] = int(label if good else 0.0)
+            block_bad += 0 if good else 1
+            w_row[j] = weight[start + j] if weighted else 1.0
+        bad_labels += block_bad
+        nonfinite += copy_block_in(raw, start, rows, ok, scores)
+        for j in range(rows):  # the first largest score, then the first largest other
+            top[j] = 0
+            z_top[j] = scores[0, j]
+        for k in range(1, n_class):
+            for j in range(rows):
+                v = scores[k, j]
+                take = v > z_top[j]
+                z_top[j] = v if take else z_top[j]
+                top[j] = k if take else top[j]
+        for j in range(rows):
+            second[j] = 1 if top[j] == 0 else 0
+            z_second[j] = scores[second[j], j]
+        for k in range(n_class):
+            for j in range(rows):
+                v = scores[k, j]
+                take = (k != top[j]) & (v > z_second[j])
+                z_second[j] = v if take else z_second[j]
+                second[j] = k if take else second[j]
+        for j in range(rows):
+            others[j] = 0.0
+            rest_top[j] = 0.0
+        for k in range(n_class):
+            for j in range(rows):
+                e = exp_neg(z_top[j] - scores[k, j])
+                e_second = exp_neg(max(z_second[j] - scores[k, j], 0.0))
+                exps[k, j] = e
+                exps_second[k, j] = e_second
+                at_top = k == top[j]
+                others[j] += 0.0 if at_top else e
+                rest_top[j] += 0.0 if at_top | (k == second[j]) else e_second
+        for j in range(rows):
+            t_top[j] = softmax_target(top[j], labels[j], theta)
+            a_top[j] = softmax_class_param(top[j], theta) if VECTORISABLE_CORE else 0.0
+        for j in range(rows):
+            inv_total_top[j] = 1.0 / (1.0 + rest_top[j])
+            u = (z_top[j] - z_second[j]) - log1p_positive(rest_top[j], inv_total_top[j])
+            if VECTORISABLE_CORE:
+                _, f1, f2, floor = softmax_core_vectorisable(u, a_top[j], theta, mode)
+            else:
+                _, f1, f2, floor = softmax_core(u, top[j], theta, mode)
+            f1_top[j] = f1
+            f2_top[j] = f2
+            sum_a[j] = 0.0  # sum over k != top of T_k f1_k / d_k
+            sum_b[j] = 0.0  # sum over k != top of T_k (f2_k + f1_k) / d_k^2
+            h_top[j] = t_top[j] * f2
+            floors[j] = t_top[j] * floor
+        for k in range(n_class):
+            a = softmax_class_param(k, theta) if VECTORISABLE_CORE else 0.0
+            for j in range(rows):
+                e = exps[k, j]
+                rest = others[j] - e
+                inv = 1.0 / (1.0 + rest)
+                u = (scores[k, j] - z_top[j]) - log1p_positive(rest, inv)
+                if VECTORISABLE_CORE:
+                    _, f1, f2, floor = softmax_core_vectorisable(u, a, theta, mode)
+                else:
+                    _, f1, f2, floor = softmax_core(u, k, theta, mode)
+                t = softmax_target(k, labels[j], theta)
+                term_g[k, j] = t * f1
+                term_h[k, j] = t * f2
+                inv_d[k, j] = inv
+                at_top = k == top[j]
+                sum_a[j] += 0.0 if at_top else t * f1 * inv
+                sum_b[j] += 0.0 if at_top else t * (f2 + f1) * (inv * inv)
+                h_top[j] += 0.0 if at_top else t * (f2 - f1 * rest) * (inv * inv)
+                floors[j] += 0.0 if at_top else t * floor
+        for k in range(n_class):
+            for j in range(rows):
+                e = exps[k, j]
+                inv = inv_d[k, j]
+                tf1 = term_g[k, j]
+                tf2 = term_h[k, j]
+                rest_a = sum_a[j] - tf1 * inv
+                rest_b = sum_b[j] - (tf2 + tf1) * (inv * inv)
+                r = exps_second[k, j] * inv_total_top[j]  # r of the top class's term
+                one_minus_r = rest_top[j] * inv_total_top[j] if k == second[j] else 1.0 - r
+                tt = t_top[j]
+                g = tf1 - e * rest_a - tt * f1_top[j] * r
+                h = tf2 + e * e * rest_b - e * rest_a \
+                    + tt * (r * r * f2_top[j] - f1_top[j] * r * one_minus_r) + floors[j]
+                at_top = k == top[j]
+                g = tt * f1_top[j] - sum_a[j] if at_top else g
+                h = h_top[j] + floors[j] if at_top else h
+                w = w_row[j]
+                scores[k, j] = w * g if ok[j] else np.nan
+                exps[k, j] = w * h if ok[j] else np.nan
+        copy_block_out(scores, exps, start, rows, grad, hess)
+    return nonfinite, bad_labels
+
+
 # The soft-target loops fill the softmax roles: a loss's Loops (and gbloss.cuda's DeviceLoops)
 # name each loop after its template's __name__, whichever softmax template the loss fills.
 soft_softmax_gradient_hessian.__name__ = softmax_gradient_hessian.__name__
@@ -552,8 +732,9 @@ def _unused_slot(*args):
 
 
 #: CPU-only replacements of templates (the GPU compiles the templates above): same arguments,
-#: same results, with the optional slot ``softmax_core_vectorisable``.
-CPU_TEMPLATES = {softmax_gradient_hessian: blocked_softmax_gradient_hessian}
+#: same results, with the optional slots ``softmax_class_param``, ``softmax_core_vectorisable``.
+CPU_TEMPLATES = {softmax_gradient_hessian: blocked_softmax_gradient_hessian,
+                 soft_softmax_gradient_hessian: blocked_soft_softmax_gradient_hessian}
 
 # ------------------------------------------------------------------------------------------------
 # Instantiation

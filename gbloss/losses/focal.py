@@ -93,7 +93,7 @@ class ScalarsBySmoothing:
         self.hard = {"sigmoid_element": sigmoid_element, "softmax_shift": softmax_shift,
                      "softmax_core": softmax_core, **(vectorisable or {})}
         self.smoothed = {"sigmoid_element": sigmoid_element, "softmax_target": softmax_target,
-                         "softmax_core": softmax_core}
+                         "softmax_core": softmax_core, **(vectorisable or {})}
 
     def __get__(self, loss, cls=None):
         return self.smoothed if loss is not None and loss.label_smoothing else self.hard
