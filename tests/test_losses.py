@@ -762,10 +762,10 @@ def test_bound_kernel_checks_labels_once_and_raw_every_call(rng):
 @pytest.mark.parametrize("name", ["focal", "ce", "la", "ldam", "poly", "focal-ls", "ce-ls",
                                   "poly-ls"])
 def test_blocked_softmax_loop_is_the_row_template_over_many_blocks(name, n_class, order, rng):
-    """The CPU's blocked softmax loops (hard labels, and soft targets with label smoothing)
-    against the row-by-row templates they replace (the ones the GPU compiles), compiled here
-    for the CPU: several blocks and a partial one, weights, C and F order, float32 scores, a
-    bad label and a non-finite score."""
+    """The CPU's blocked softmax loops (hard labels, and soft targets with label smoothing),
+    gradient and loss, against the row-by-row templates they replace (the ones the GPU
+    compiles), compiled here for the CPU: several blocks and a partial one, weights, C and F
+    order, float32 scores, a bad label and a non-finite score."""
     loss = {"focal": gbloss.FocalLoss(2.0, alpha=per_class_alpha(n_class)),
             "ce": gbloss.CrossEntropyLoss(),
             "la": gbloss.LogitAdjustedLoss(1.0, priors=priors_for(n_class)),
@@ -782,11 +782,13 @@ def test_blocked_softmax_loop_is_the_row_template_over_many_blocks(name, n_class
     w = rng.uniform(0.2, 3.0, n)
     theta = loss.kernel_params(MULTICLASS, n_class)
     soft = "softmax_target" in loss.scalars
-    template, slot_names = (_loops.soft_softmax_gradient_hessian, _loops.SOFT_SOFTMAX_SLOTS) \
-        if soft else (_loops.softmax_gradient_hessian, _loops.SOFTMAX_SLOTS)
+    (template, loss_template), slot_names = _loops.TEMPLATES["soft_softmax" if soft else
+                                                             "softmax"]
     slots = {s: loss.scalars[s] for s in slot_names}
     rows = _loops.compile_loop(template, slots, variant="_rows").serial
-    blocked = _loops.loops_for(loss.scalars).softmax_gradient_hessian
+    rows_loss = _loops.compile_loop(loss_template, slots, variant="_rows").serial
+    loops = _loops.loops_for(loss.scalars)
+    blocked, blocked_loss = loops.softmax_gradient_hessian, loops.softmax_loss
     assert blocked.parallel.py_func.__name__.startswith(
         "blocked_soft_softmax" if soft else "blocked_softmax")
     # soft targets: the blocked loop keeps each class's term instead of recomputing it, so the
@@ -800,7 +802,14 @@ def test_blocked_softmax_loop_is_the_row_template_over_many_blocks(name, n_class
         assert blocked(y, raw, w, theta, mode, *got) == (0, 0)
         assert_allclose(got[0], expected[0], rtol=rtol, atol=1e-300)
         assert_allclose(got[1], expected[1], rtol=rtol, atol=1e-300)
+    expected, got = np.empty(n), np.empty(n)
+    assert rows_loss(y, raw, w, theta, expected) == (0, 0)
+    assert blocked_loss(y, raw, w, theta, got) == (0, 0)
+    assert_allclose(got, expected, rtol=1e-13)
     y[n - 2], raw[n // 2, 1] = n_class, np.inf
+    assert blocked_loss(y, raw, w, theta, got) == (1, 1)
+    assert np.isnan(got[n - 2]) and np.isnan(got).sum() == 1
+    got = (np.empty((n, n_class), order=order), np.empty((n, n_class), order=order))
     assert blocked(y, raw, w, theta, 1, *got) == (1, 1)
     assert np.all(np.isnan(got[0][n - 2])) and np.all(np.isnan(got[1][n - 2]))
 

@@ -254,8 +254,9 @@ def softmax_block_rows(n_class):
     return max(8, min(256, 8192 // n_class) // 8 * 8)
 
 
-def blocked_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
-    """The CPU's :func:`softmax_gradient_hessian`: the same quantities, computed on blocks of
+def blocked_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess, loss_out=None):
+    """The CPU's :func:`softmax_gradient_hessian` and, with ``loss_out`` (``grad`` and ``hess``
+    then None), its :func:`softmax_loss`: the same quantities, computed on blocks of
     rows transposed into scratch arrays ``(K, rows)``, so that every inner loop runs along the
     rows of the block without calls, branches or float reductions, which LLVM vectorises:
     ``exp`` through ``exp_neg``, ``log1p`` through ``log1p_positive`` and the per-row core
@@ -340,35 +341,40 @@ def blocked_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
             for j in range(rows):
                 weights[j] = softmax_class_param(labels[j], theta)
             for j in range(rows):
-                _, f1, f2, floor = softmax_core_vectorisable(true[j], weights[j], theta, mode)
+                loss, f1, f2, floor = softmax_core_vectorisable(true[j], weights[j], theta, mode)
                 w = weight[start + j] if weighted else 1.0
                 per_row[2, j] = w * f1
                 per_row[3, j] = w * f2
                 per_row[4, j] = w * floor
+                if loss_out is not None:
+                    loss_out[start + j] = w * loss if ok[j] else np.nan
         else:
             for j in range(rows):
-                _, f1, f2, floor = softmax_core(true[j], labels[j], theta, mode)
+                loss, f1, f2, floor = softmax_core(true[j], labels[j], theta, mode)
                 w = weight[start + j] if weighted else 1.0
                 per_row[2, j] = w * f1
                 per_row[3, j] = w * f2
                 per_row[4, j] = w * floor
-        for k in range(n_class):
-            for j in range(rows):
-                rest = per_row[0, j]
-                inv_total = per_row[1, j]
-                wf1 = per_row[2, j]
-                wf2 = per_row[3, j]
-                wfloor = per_row[4, j]
-                r = exps[k, j] * inv_total
-                one_minus_r = rest * inv_total if k == top[j] else 1.0 - r
-                g = -wf1 * r
-                h = r * r * wf2 - wf1 * r * one_minus_r + wfloor
-                at_label = k == labels[j]
-                g = wf1 if at_label else g
-                h = wf2 + wfloor if at_label else h
-                scores[k, j] = g if ok[j] else np.nan
-                exps[k, j] = h if ok[j] else np.nan
-        copy_block_out(scores, exps, start, rows, grad, hess)
+                if loss_out is not None:
+                    loss_out[start + j] = w * loss if ok[j] else np.nan
+        if grad is not None:
+            for k in range(n_class):
+                for j in range(rows):
+                    rest = per_row[0, j]
+                    inv_total = per_row[1, j]
+                    wf1 = per_row[2, j]
+                    wf2 = per_row[3, j]
+                    wfloor = per_row[4, j]
+                    r = exps[k, j] * inv_total
+                    one_minus_r = rest * inv_total if k == top[j] else 1.0 - r
+                    g = -wf1 * r
+                    h = r * r * wf2 - wf1 * r * one_minus_r + wfloor
+                    at_label = k == labels[j]
+                    g = wf1 if at_label else g
+                    h = wf2 + wfloor if at_label else h
+                    scores[k, j] = g if ok[j] else np.nan
+                    exps[k, j] = h if ok[j] else np.nan
+            copy_block_out(scores, exps, start, rows, grad, hess)
     return nonfinite, bad_labels
 
 
@@ -575,8 +581,10 @@ def copy_block_in(raw, start, rows, ok, scores):
     return nonfinite
 
 
-def blocked_soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
-    """The CPU's :func:`soft_softmax_gradient_hessian`: the same quantities on blocks of rows
+def blocked_soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess,
+                                          loss_out=None):
+    """The CPU's :func:`soft_softmax_gradient_hessian` and, with ``loss_out`` (``grad`` and
+    ``hess`` then None), its :func:`soft_softmax_loss`: the same quantities on blocks of rows
     transposed into scratch ``(K, rows)``, as :func:`blocked_softmax_gradient_hessian` does,
     every inner loop along the rows of the block: the row's two largest scores, the two sums
     of exponentials (``exp_neg``), every class's term (``softmax_core_vectorisable`` at the
@@ -605,6 +613,7 @@ def blocked_soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hes
         a_top = np.empty(block)
         f1_top = np.empty(block)
         f2_top = np.empty(block)
+        loss_row = np.empty(block)
         sum_a = np.empty(block)
         sum_b = np.empty(block)
         h_top = np.empty(block)
@@ -661,9 +670,10 @@ def blocked_soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hes
             inv_total_top[j] = 1.0 / (1.0 + rest_top[j])
             u = (z_top[j] - z_second[j]) - log1p_positive(rest_top[j], inv_total_top[j])
             if VECTORISABLE_CORE:
-                _, f1, f2, floor = softmax_core_vectorisable(u, a_top[j], theta, mode)
+                loss, f1, f2, floor = softmax_core_vectorisable(u, a_top[j], theta, mode)
             else:
-                _, f1, f2, floor = softmax_core(u, top[j], theta, mode)
+                loss, f1, f2, floor = softmax_core(u, top[j], theta, mode)
+            loss_row[j] = t_top[j] * loss
             f1_top[j] = f1
             f2_top[j] = f2
             sum_a[j] = 0.0  # sum over k != top of T_k f1_k / d_k
@@ -678,39 +688,44 @@ def blocked_soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hes
                 inv = 1.0 / (1.0 + rest)
                 u = (scores[k, j] - z_top[j]) - log1p_positive(rest, inv)
                 if VECTORISABLE_CORE:
-                    _, f1, f2, floor = softmax_core_vectorisable(u, a, theta, mode)
+                    loss, f1, f2, floor = softmax_core_vectorisable(u, a, theta, mode)
                 else:
-                    _, f1, f2, floor = softmax_core(u, k, theta, mode)
+                    loss, f1, f2, floor = softmax_core(u, k, theta, mode)
                 t = softmax_target(k, labels[j], theta)
                 term_g[k, j] = t * f1
                 term_h[k, j] = t * f2
                 inv_d[k, j] = inv
                 at_top = k == top[j]
+                loss_row[j] += 0.0 if at_top else t * loss
                 sum_a[j] += 0.0 if at_top else t * f1 * inv
                 sum_b[j] += 0.0 if at_top else t * (f2 + f1) * (inv * inv)
                 h_top[j] += 0.0 if at_top else t * (f2 - f1 * rest) * (inv * inv)
                 floors[j] += 0.0 if at_top else t * floor
-        for k in range(n_class):
+        if loss_out is not None:
             for j in range(rows):
-                e = exps[k, j]
-                inv = inv_d[k, j]
-                tf1 = term_g[k, j]
-                tf2 = term_h[k, j]
-                rest_a = sum_a[j] - tf1 * inv
-                rest_b = sum_b[j] - (tf2 + tf1) * (inv * inv)
-                r = exps_second[k, j] * inv_total_top[j]  # r of the top class's term
-                one_minus_r = rest_top[j] * inv_total_top[j] if k == second[j] else 1.0 - r
-                tt = t_top[j]
-                g = tf1 - e * rest_a - tt * f1_top[j] * r
-                h = tf2 + e * e * rest_b - e * rest_a \
-                    + tt * (r * r * f2_top[j] - f1_top[j] * r * one_minus_r) + floors[j]
-                at_top = k == top[j]
-                g = tt * f1_top[j] - sum_a[j] if at_top else g
-                h = h_top[j] + floors[j] if at_top else h
-                w = w_row[j]
-                scores[k, j] = w * g if ok[j] else np.nan
-                exps[k, j] = w * h if ok[j] else np.nan
-        copy_block_out(scores, exps, start, rows, grad, hess)
+                loss_out[start + j] = w_row[j] * loss_row[j] if ok[j] else np.nan
+        if grad is not None:
+            for k in range(n_class):
+                for j in range(rows):
+                    e = exps[k, j]
+                    inv = inv_d[k, j]
+                    tf1 = term_g[k, j]
+                    tf2 = term_h[k, j]
+                    rest_a = sum_a[j] - tf1 * inv
+                    rest_b = sum_b[j] - (tf2 + tf1) * (inv * inv)
+                    r = exps_second[k, j] * inv_total_top[j]  # r of the top class's term
+                    one_minus_r = rest_top[j] * inv_total_top[j] if k == second[j] else 1.0 - r
+                    tt = t_top[j]
+                    g = tf1 - e * rest_a - tt * f1_top[j] * r
+                    h = tf2 + e * e * rest_b - e * rest_a \
+                        + tt * (r * r * f2_top[j] - f1_top[j] * r * one_minus_r) + floors[j]
+                    at_top = k == top[j]
+                    g = tt * f1_top[j] - sum_a[j] if at_top else g
+                    h = h_top[j] + floors[j] if at_top else h
+                    w = w_row[j]
+                    scores[k, j] = w * g if ok[j] else np.nan
+                    exps[k, j] = w * h if ok[j] else np.nan
+            copy_block_out(scores, exps, start, rows, grad, hess)
     return nonfinite, bad_labels
 
 
@@ -731,8 +746,10 @@ def _unused_slot(*args):
     return 0.0
 
 
-#: CPU-only replacements of templates (the GPU compiles the templates above): same arguments,
-#: same results, with the optional slots ``softmax_class_param``, ``softmax_core_vectorisable``.
+#: CPU-only replacements of gradient templates (the GPU compiles the templates above): same
+#: arguments, same results, with the optional slots ``softmax_class_param``,
+#: ``softmax_core_vectorisable``; each also replaces the loss template of its link
+#: (:class:`LossOfGradientLoop`).
 CPU_TEMPLATES = {softmax_gradient_hessian: blocked_softmax_gradient_hessian,
                  soft_softmax_gradient_hessian: blocked_soft_softmax_gradient_hessian}
 
@@ -837,18 +854,31 @@ class Loops:
         for templates, slots in TEMPLATES.values():
             if all(s in self.bindings for s in slots):
                 used = {s: self.bindings[s] for s in slots}
-                for template in templates:
-                    cpu = CPU_TEMPLATES.get(template)
-                    if cpu is None:
-                        loop = compile_loop(template, used)
-                    else:
-                        vectorised = all(s in self.bindings for s in VECTORISABLE_SLOTS)
-                        extra = {s: self.bindings[s] for s in VECTORISABLE_SLOTS} \
-                            if vectorised else {s: _unused_slot for s in VECTORISABLE_SLOTS}
-                        extra["VECTORISABLE_CORE"] = vectorised
-                        loop = compile_loop(cpu, {**used, **extra}, fastmath=_jit.CONTRACT,
-                                            variant="_vectorised" if vectorised else "")
-                    setattr(self, template.__name__, loop)
+                gradient, loss = templates
+                cpu = CPU_TEMPLATES.get(gradient)
+                if cpu is None:
+                    setattr(self, gradient.__name__, compile_loop(gradient, used))
+                    setattr(self, loss.__name__, compile_loop(loss, used))
+                    continue
+                vectorised = all(s in self.bindings for s in VECTORISABLE_SLOTS)
+                extra = {s: self.bindings[s] for s in VECTORISABLE_SLOTS} \
+                    if vectorised else {s: _unused_slot for s in VECTORISABLE_SLOTS}
+                extra["VECTORISABLE_CORE"] = vectorised
+                loop = compile_loop(cpu, {**used, **extra}, fastmath=_jit.CONTRACT,
+                                    variant="_vectorised" if vectorised else "")
+                setattr(self, gradient.__name__, loop)
+                setattr(self, loss.__name__, LossOfGradientLoop(loop))
+
+
+class LossOfGradientLoop:
+    """``loss(y, raw, weight, theta, out)`` of a CPU gradient loop that also computes the loss
+    (``loss_out``), run without its gradient outputs."""
+
+    def __init__(self, loop):
+        self.loop = loop
+
+    def __call__(self, y, raw, weight, theta, out):
+        return self.loop(y, raw, weight, theta, HESS_EXACT, None, None, out)
 
 
 _LOOPS = {}
