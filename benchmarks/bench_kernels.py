@@ -4,7 +4,10 @@ Prints, from one run (interleaved repetitions; the median and the fastest call o
   * binary focal (gamma=2, alpha=0.25), 1e6 rows: gbloss, a straightforward NumPy implementation
     of the same formulas, and imbalance-xgboost's ``Focal_Binary_Loss`` objective (it has no
     alpha; if the package is missing the column says so);
-  * softmax focal (gamma=2, K=10), 1e5 rows: gbloss vs NumPy.
+  * softmax focal (gamma=2, K=10), 1e5 rows: gbloss vs NumPy;
+  * the same rows through the CPU's blocked softmax loops against the row-by-row templates they
+    replace (the loops the GPU compiles, compiled here for the CPU): focal's gradient and its
+    loss (the metric), without and with label smoothing (0.1).
 
 Calls that allocate their outputs run slower for about the first second of a process (about 12
 repetitions here: the freshly mapped pages of the outputs fault in every call, 19 ms against
@@ -25,6 +28,7 @@ import numpy as np
 from common import numpy_focal_binary
 
 import gbloss
+from gbloss.losses import _loops
 
 
 def numpy_focal_softmax(y, z, gamma):
@@ -78,9 +82,8 @@ def median_times(functions, repeat):
 def report(title, times, rows, base="NumPy"):
     """Print one benchmark's table (medians, and the fastest call, whose ratio is less exposed
     to the other core being busy) and append its rows (median time / gbloss's) to ``rows``."""
-    print(f"\n{title}")
-    print(f"  {'implementation':<36}{'median ms':>10}{'NumPy/this':>12}{'min ms':>9}"
-          f"{'NumPy/this':>12}")
+    print(f"\n{title} (ratio: time of {base} / time of each)")
+    print(f"  {'implementation':<36}{'median ms':>10}{'ratio':>12}{'min ms':>9}{'ratio':>12}")
     for name, (sec, fastest) in times.items():
         print(f"  {name:<36}{sec * 1e3:>10.2f}{times[base][0] / sec:>11.1f}x"
               f"{fastest * 1e3:>9.2f}{times[base][1] / fastest:>11.1f}x")
@@ -149,6 +152,33 @@ def run(argv=None):
     }
     report(f"softmax focal, gamma=2, K={k}, {n_soft:.0e} rows",
            median_times(functions, args.repeat), rows)
+
+    row_template = "row-by-row template"
+    values = np.empty(n_soft)
+    for smoothing in (0.0, 0.1):
+        loss = gbloss.FocalLoss(gamma=2.0, label_smoothing=smoothing)
+        theta = loss.kernel_params("multiclass", k)
+        link = "soft_softmax" if smoothing else "softmax"
+        (gradient_template, loss_template), slot_names = _loops.TEMPLATES[link]
+        slots = {name: loss.scalars[name] for name in slot_names}
+        row_gradient = _loops.compile_loop(gradient_template, slots, variant="_rows")
+        row_loss = _loops.compile_loop(loss_template, slots, variant="_rows")
+        with gbloss._jit.thread_limit(args.threads):
+            gradient_calls = {
+                "gbloss": lambda loss=loss: loss.gradient_hessian(
+                    yf, zs, out=out_soft, n_threads=args.threads),
+                row_template: lambda theta=theta, loop=row_gradient: loop(
+                    yf, zs, np.empty(0), theta, 1, *out_soft)}
+            loss_calls = {
+                "gbloss": lambda loss=loss: loss.loss(yf, zs, n_threads=args.threads),
+                row_template: lambda theta=theta, loop=row_loss: loop(
+                    yf, zs, np.empty(0), theta, values)}
+            label = f"softmax focal{', label_smoothing=0.1' if smoothing else ''}, K={k}, " \
+                f"{n_soft:.0e} rows"
+            for what, calls in (("gradient (out= buffers)", gradient_calls),
+                                ("loss", loss_calls)):
+                report(f"{label}, {what}", median_times(calls, args.repeat), rows,
+                       base=row_template)
     return rows
 
 
