@@ -245,6 +245,20 @@ def prefetch(typingctx, array, row, column):
 
 
 @scalar
+def read_block_labels(y, start, rows, n_class, labels, ok):
+    """Read the labels of rows ``start ..`` into ``labels`` (0 where a label is outside
+    ``0..K-1``) and ``ok``; returns the count of such labels."""
+    bad = 0
+    for j in range(rows):
+        label = y[start + j]
+        good = (label >= 0) & (label < n_class)
+        ok[j] = good
+        labels[j] = int(label if good else 0.0)
+        bad += 0 if good else 1
+    return bad
+
+
+@scalar
 def softmax_block_rows(n_class):
     """Rows per block of :func:`blocked_softmax_gradient_hessian`: about 8192 scores (at most
     256 rows), so that the block's two (K, rows) scratch arrays (128 KiB) stay in the L2 cache
@@ -284,14 +298,7 @@ def blocked_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess, lo
         true = np.empty(block)
         weights = np.empty(block)  # softmax_class_param of each row's label
         per_row = np.empty((5, block))  # rest, 1 / (1 + rest), w f1, w f2, w floor
-        block_bad = 0
-        for j in range(rows):
-            label = y[start + j]
-            good = (label >= 0) & (label < n_class)
-            ok[j] = good
-            labels[j] = int(label if good else 0.0)
-            block_bad += 0 if good else 1
-        bad_labels += block_bad
+        bad_labels += read_block_labels(y, start, rows, n_class, labels, ok)
         if raw_by_row:
             for j in range(rows):
                 c = labels[j]
@@ -623,15 +630,9 @@ def blocked_soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hes
         top = np.empty(block, np.int64)
         second = np.empty(block, np.int64)
         ok = np.empty(block, np.bool_)
-        block_bad = 0
+        bad_labels += read_block_labels(y, start, rows, n_class, labels, ok)
         for j in range(rows):
-            label = y[start + j]
-            good = (label >= 0) & (label < n_class)
-            ok[j] = good
-            labels[j] = int(label if good else 0.0)
-            block_bad += 0 if good else 1
             w_row[j] = weight[start + j] if weighted else 1.0
-        bad_labels += block_bad
         nonfinite += copy_block_in(raw, start, rows, ok, scores)
         for j in range(rows):  # the first largest score, then the first largest other
             top[j] = 0
