@@ -6,8 +6,10 @@ and of the gradient (exact Hessian) for every registry entry (see conftest.py). 
 difference w.r.t. z_k of the per-sample loss is grad k and that of grad k is the Hessian diagonal.
 """
 
+import itertools
 import json
 
+import numba
 import numpy as np
 import pytest
 from conftest import (
@@ -812,6 +814,52 @@ def test_blocked_softmax_loop_is_the_row_template_over_many_blocks(name, n_class
     got = (np.empty((n, n_class), order=order), np.empty((n, n_class), order=order))
     assert blocked(y, raw, w, theta, 1, *got) == (1, 1)
     assert np.all(np.isnan(got[0][n - 2])) and np.all(np.isnan(got[1][n - 2]))
+
+
+def test_tile_transpose_is_an_exact_transposed_copy(rng):
+    @numba.njit
+    def copy(source, row, column, target, target_row, target_column):
+        _loops.copy_tile_transposed(source, row, column, target, target_row, target_column)
+
+    for source_type, target_type in itertools.product([np.float32, np.float64], repeat=2):
+        parent = rng.normal(size=(30, 21)).astype(source_type)
+        source = parent[::2, 3:]  # rows apart, each contiguous
+        target = np.full((12, 40), -1.0, target_type)
+        copy(source, 4, 5, target, 3, 9)
+        expected = np.full((12, 40), -1.0, target_type)
+        expected[3:11, 9:17] = source[4:12, 5:13].T  # as an assignment converts
+        assert_array_equal(target, expected)
+
+
+@pytest.mark.parametrize("n_class", [8, 9, 10, 16, 17])
+@pytest.mark.parametrize("name", ["focal", "la", "focal-ls"])
+def test_blocked_softmax_loop_is_the_same_on_every_layout(name, n_class, rng):
+    """The blocked loops copy by 8 x 8 tiles where rows are contiguous (K >= 8) and element by
+    element elsewhere: every layout of scores and outputs gives the same bits."""
+    loss = {"focal": gbloss.FocalLoss(2.0), "la": gbloss.LogitAdjustedLoss(
+        1.0, priors=priors_for(n_class)), "focal-ls": gbloss.FocalLoss(
+        2.0, label_smoothing=0.1)}[name]
+    n = 2 * _loops.softmax_block_rows(n_class) + 13
+    y = rng.integers(0, n_class, n).astype(np.float64)
+    raw = rng.normal(0.0, 3.0, (n, n_class))
+    grad, hess = loss.gradient_hessian(y, raw)
+    wide = np.zeros((n, n_class + 3))
+    wide[:, 1:n_class + 1] = raw
+    spread = np.zeros((n, 2 * n_class))
+    spread[:, ::2] = raw
+    for scores in (np.asfortranarray(raw), wide[:, 1:n_class + 1], spread[:, ::2]):
+        assert_array_equal(loss.gradient_hessian(y, scores)[0], grad)
+    for dtype in (np.float64, np.float32):
+        outputs = (np.zeros((n, n_class + 3), dtype)[:, 2:n_class + 2],
+                   np.zeros((n, 2 * n_class), dtype)[:, 1::2])
+        loss.gradient_hessian(y, raw, out=outputs)
+        assert_array_equal(outputs[0], grad.astype(dtype))
+        assert_array_equal(outputs[1], hess.astype(dtype))
+        outputs = (np.empty((n, n_class), dtype), np.empty((n, n_class), dtype))
+        single = raw.astype(np.float32)
+        loss.gradient_hessian(y, single, out=outputs)
+        assert_array_equal(outputs[0], loss.gradient_hessian(
+            y, single.astype(np.float64))[0].astype(dtype))
 
 
 # ------------------------------------------------------------------------------------------------

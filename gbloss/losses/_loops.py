@@ -245,6 +245,75 @@ def prefetch(typingctx, array, row, column):
 
 
 @scalar
+def prefetch_rows(array, first, end):
+    """Prefetch rows ``first .. end - 1`` of a C-ordered ``array`` (2-d): a hint every 64
+    bytes of each row."""
+    step = max(1, 64 // array.itemsize)
+    for row in range(first, end):
+        for column in range(0, array.shape[1], step):
+            prefetch(array, row, column)
+
+
+def _interleave_masks(width):
+    """The two shuffle masks that interleave vectors ``a`` and ``b`` (8 lanes) ``width`` lanes
+    at a time: ``a``'s even groups with ``b``'s even groups, and the odd with the odd."""
+    first = [lane if lane // width % 2 == 0 else 8 + lane - width for lane in range(8)]
+    second = [lane + width if lane // width % 2 == 0 else 8 + lane for lane in range(8)]
+    return first, second
+
+
+@intrinsic
+def copy_tile_transposed(typingctx, source, source_row, source_column, target, target_row,
+                         target_column):
+    """``target[target_row + m, target_column + i] = source[source_row + i, source_column + m]``
+    for ``i, m`` in ``0..7`` (float32 or float64 either side, converted as an assignment is):
+    eight vector loads, three rounds of shuffles that interleave the rows 1, 2 and 4 lanes at
+    a time, and eight vector stores, where scalar copies cost a load and a store per element.
+    Unchecked: callers keep both 8 x 8 tiles inside their arrays, and both arrays' rows
+    contiguous (unit stride along the second axis)."""
+    floats = (numba_types.float32, numba_types.float64)
+    if not (isinstance(source, numba_types.Array) and isinstance(target, numba_types.Array)
+            and source.ndim == 2 and target.ndim == 2 and source.dtype in floats
+            and target.dtype in floats and target.mutable):
+        return None
+
+    def tile_rows(context, builder, array_type, array, row, column):
+        view = context.make_array(array_type)(context, builder, array)
+        element = context.get_value_type(array_type.dtype)
+        for i in range(8):
+            index = builder.add(row, ir.Constant(row.type, i))
+            address = cgutils.get_item_pointer(context, builder, array_type, view,
+                                               [index, column], wraparound=False)
+            yield builder.bitcast(address, ir.VectorType(element, 8).as_pointer()), element
+
+    def codegen(context, builder, signature, args):
+        source_type, _, _, target_type, _, _ = signature.args
+        double = ir.DoubleType()
+        vectors = []
+        for address, element in tile_rows(context, builder, source_type, *args[:3]):
+            vector = builder.load(address, align=source_type.dtype.bitwidth // 8)
+            vectors.append(vector if element == double
+                           else builder.fpext(vector, ir.VectorType(double, 8)))
+        for width in (1, 2, 4):
+            masks = [ir.Constant(ir.VectorType(ir.IntType(32), 8), mask)
+                     for mask in _interleave_masks(width)]
+            for i in range(8):
+                if i // width % 2 == 0:
+                    a, b = vectors[i], vectors[i + width]
+                    vectors[i] = builder.shuffle_vector(a, b, masks[0])
+                    vectors[i + width] = builder.shuffle_vector(a, b, masks[1])
+        for vector, (address, element) in zip(
+                vectors, tile_rows(context, builder, target_type, *args[3:]), strict=True):
+            if element != double:
+                vector = builder.fptrunc(vector, ir.VectorType(element, 8))
+            builder.store(vector, address, align=target_type.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return numba_types.void(source, source_row, source_column, target, target_row,
+                            target_column), codegen
+
+
+@scalar
 def read_block_labels(y, start, rows, n_class, labels, ok):
     """Read the labels of rows ``start ..`` into ``labels`` (0 where a label is outside
     ``0..K-1``) and ``ok``; returns the count of such labels."""
@@ -276,14 +345,11 @@ def blocked_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess, lo
     ``exp`` through ``exp_neg``, ``log1p`` through ``log1p_positive`` and the per-row core
     through the loss's ``softmax_core_vectorisable`` (its ``softmax_core`` when it has none;
     ``VECTORISABLE_CORE`` is bound with the slots).
-    ``r_k`` is ``e_k`` times the row's ``1 / (1 + rest)``. Scores by class (F order, LightGBM's
-    layout) give a block K separate runs of rows, more streams than the CPU's prefetcher
-    follows: the copy of a block prefetches the next block's runs (:func:`prefetch`)."""
+    ``r_k`` is ``e_k`` times the row's ``1 / (1 + rest)``. The copies into and out of the
+    scratch are :func:`copy_block_in` and :func:`copy_block_out`."""
     n, n_class = raw.shape
     weighted = weight.shape[0] > 0
     block = softmax_block_rows(n_class)
-    raw_by_row = raw.strides[0] >= raw.strides[1]
-    rows_per_line = max(1, 64 // raw.itemsize)
     nonfinite = 0
     bad_labels = 0
     for b in prange((n + block - 1) // block):
@@ -299,27 +365,10 @@ def blocked_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess, lo
         weights = np.empty(block)  # softmax_class_param of each row's label
         per_row = np.empty((5, block))  # rest, 1 / (1 + rest), w f1, w f2, w floor
         bad_labels += read_block_labels(y, start, rows, n_class, labels, ok)
-        if raw_by_row:
+        nonfinite += copy_block_in(raw, start, rows, ok, scores)
+        for k in range(n_class):
             for j in range(rows):
-                c = labels[j]
-                row_bad = 0
-                for k in range(n_class):
-                    zk = np.float64(raw[start + j, k])
-                    row_bad += 0 if abs(zk) < np.inf else 1
-                    scores[k, j] = zk + softmax_shift(k, c, theta)
-                nonfinite += row_bad if ok[j] else 0
-        else:
-            ahead = min(start + block, n - 1)
-            ahead_end = min(start + 2 * block, n)
-            for k in range(n_class):
-                for row in range(ahead, ahead_end, rows_per_line):  # the next block's run
-                    prefetch(raw, row, k)
-                col_bad = 0
-                for j in range(rows):
-                    zk = np.float64(raw[start + j, k])
-                    col_bad += 0 if (abs(zk) < np.inf) | (not ok[j]) else 1
-                    scores[k, j] = zk + softmax_shift(k, labels[j], theta)
-                nonfinite += col_bad
+                scores[k, j] += softmax_shift(k, labels[j], theta)
         for j in range(rows):
             best[j] = -np.inf
             top[j] = -1
@@ -388,10 +437,17 @@ def blocked_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess, lo
 @scalar
 def copy_block_out(block_grad, block_hess, start, rows, grad, hess):
     """Write a block's transposed outputs ``(K, rows)`` to rows ``start ..`` of ``grad`` and
-    ``hess`` (C or F order), along the outputs' own order."""
+    ``hess`` (C or F order), along the outputs' own order, by 8 x 8 tiles where
+    :func:`copy_block_in` uses them."""
     n_class = grad.shape[1]
     if grad.strides[0] >= grad.strides[1]:
-        for j in range(rows):
+        tiled = rows // 8 * 8 if tiles_fit(grad) & tiles_fit(hess) else 0
+        for j in range(0, tiled, 8):
+            for k in range(0, n_class, 8):
+                first = min(k, n_class - 8)
+                copy_tile_transposed(block_grad, first, j, grad, start + j, first)
+                copy_tile_transposed(block_hess, first, j, hess, start + j, first)
+        for j in range(tiled, rows):
             for k in range(n_class):
                 grad[start + j, k] = block_grad[k, j]
                 hess[start + j, k] = block_hess[k, j]
@@ -560,32 +616,57 @@ def soft_softmax_loss(y, raw, weight, theta, out):
 @scalar
 def copy_block_in(raw, start, rows, ok, scores):
     """Copy rows ``start ..`` of ``raw`` (C or F order) into ``scores[k, j]``, returning the
-    count of non-finite scores in the rows marked ``ok``. Scores by class prefetch the next
-    block's runs, as :func:`blocked_softmax_gradient_hessian` does."""
+    count of non-finite scores in the rows marked ``ok``. Contiguous rows of 8 scores or more
+    go by 8 x 8 tiles (:func:`copy_tile_transposed`; the last tile of a row overlaps the one
+    before), scores by class (F order, LightGBM's layout) along the classes' runs. Both
+    prefetch the next block's rows: the copies come in bursts between a block's arithmetic,
+    which the CPU's prefetcher does not run ahead of (and a block's K runs in F order are more
+    streams than it follows)."""
     n, n_class = raw.shape
+    block = scores.shape[1]
+    ahead = min(start + block, n - 1)
+    ahead_end = min(start + 2 * block, n)
     nonfinite = 0
     if raw.strides[0] >= raw.strides[1]:
-        for j in range(rows):
-            row_bad = 0
+        tiled = rows // 8 * 8 if tiles_fit(raw) else 0
+        for j in range(0, tiled, 8):
+            for k in range(0, n_class, 8):
+                first = min(k, n_class - 8)
+                copy_tile_transposed(raw, start + j, first, scores, first, j)
+        for j in range(tiled, rows):
             for k in range(n_class):
-                zk = np.float64(raw[start + j, k])
-                row_bad += 0 if abs(zk) < np.inf else 1
-                scores[k, j] = zk
-            nonfinite += row_bad if ok[j] else 0
+                scores[k, j] = raw[start + j, k]
+        prefetch_rows(raw, ahead, ahead_end)
+        for k in range(n_class):
+            for j in range(rows):
+                nonfinite += 0 if (abs(scores[k, j]) < np.inf) | (not ok[j]) else 1
     else:
-        block = scores.shape[1]
-        ahead = min(start + block, n - 1)
-        ahead_end = min(start + 2 * block, n)
         for k in range(n_class):
             for row in range(ahead, ahead_end, max(1, 64 // raw.itemsize)):
                 prefetch(raw, row, k)
-            col_bad = 0
+            column_bad = 0
             for j in range(rows):
                 zk = np.float64(raw[start + j, k])
-                col_bad += 0 if (abs(zk) < np.inf) | (not ok[j]) else 1
+                column_bad += 0 if (abs(zk) < np.inf) | (not ok[j]) else 1
                 scores[k, j] = zk
-            nonfinite += col_bad
+            nonfinite += column_bad
     return nonfinite
+
+
+@scalar
+def tiles_fit(array):
+    """Whether ``array`` (2-d) is copied by 8 x 8 tiles: rows of 8 elements or more, contiguous."""
+    return (array.shape[1] >= 8) & (array.strides[1] == array.itemsize)
+
+
+@scalar
+def count_nonfinite(scores, rows, ok):
+    """The count of non-finite ``scores[k, j]`` in the rows ``j`` marked ``ok``."""
+    bad = 0
+    for k in range(scores.shape[0]):
+        for j in range(rows):
+            bad += 0 if (abs(scores[k, j]) < np.inf) | (not ok[j]) else 1
+    return bad
 
 
 def blocked_soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess,
