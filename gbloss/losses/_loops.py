@@ -366,17 +366,17 @@ def blocked_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess, lo
         per_row = np.empty((5, block))  # rest, 1 / (1 + rest), w f1, w f2, w floor
         bad_labels += read_block_labels(y, start, rows, n_class, labels, ok)
         nonfinite += copy_block_in(raw, start, rows, ok, scores)
-        for k in range(n_class):
-            for j in range(rows):
-                scores[k, j] += softmax_shift(k, labels[j], theta)
         for j in range(rows):
             best[j] = -np.inf
             top[j] = -1
-            true[j] = scores[labels[j], j]
-        for k in range(n_class):  # m: the first largest shifted score among k != c
+            true[j] = 0.0
+        for k in range(n_class):  # shift; z'_c; m: the first largest z'_k among k != c
             for j in range(rows):
-                v = scores[k, j]
-                take = (k != labels[j]) & ((v > best[j]) | (top[j] < 0))
+                v = scores[k, j] + softmax_shift(k, labels[j], theta)
+                scores[k, j] = v
+                at_label = k == labels[j]
+                true[j] = v if at_label else true[j]
+                take = (not at_label) & ((v > best[j]) | (top[j] < 0))
                 best[j] = v if take else best[j]
                 top[j] = k if take else top[j]
         for k in range(n_class):
