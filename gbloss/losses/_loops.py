@@ -659,16 +659,6 @@ def tiles_fit(array):
     return (array.shape[1] >= 8) & (array.strides[1] == array.itemsize)
 
 
-@scalar
-def count_nonfinite(scores, rows, ok):
-    """The count of non-finite ``scores[k, j]`` in the rows ``j`` marked ``ok``."""
-    bad = 0
-    for k in range(scores.shape[0]):
-        for j in range(rows):
-            bad += 0 if (abs(scores[k, j]) < np.inf) | (not ok[j]) else 1
-    return bad
-
-
 def blocked_soft_softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess,
                                           loss_out=None):
     """The CPU's :func:`soft_softmax_gradient_hessian` and, with ``loss_out`` (``grad`` and
