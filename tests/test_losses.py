@@ -829,6 +829,14 @@ def test_tile_transpose_is_an_exact_transposed_copy(rng):
         expected = np.full((12, 40), -1.0, target_type)
         expected[3:11, 9:17] = source[4:12, 5:13].T  # as an assignment converts
         assert_array_equal(target, expected)
+        raw_bytes = np.zeros(parent.nbytes + 1, np.uint8)
+        unaligned = np.frombuffer(raw_bytes.data, source_type, parent.size, offset=1).reshape(
+            parent.shape)
+        unaligned[...] = parent
+        assert not unaligned.flags.aligned
+        copy(unaligned, 4, 5, target, 3, 9)
+        expected[3:11, 9:17] = parent[4:12, 5:13].T
+        assert_array_equal(target, expected)
 
 
 @pytest.mark.parametrize("n_class", [8, 9, 10, 16, 17])

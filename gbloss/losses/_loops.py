@@ -262,6 +262,12 @@ def _interleave_masks(width):
     return first, second
 
 
+def _alignment(array_type):
+    """The alignment, in bytes, that an element of arrays of this Numba type is known to have
+    (an array typed unaligned, such as a view at an odd byte offset, has none)."""
+    return array_type.dtype.bitwidth // 8 if array_type.aligned else 1
+
+
 @intrinsic
 def copy_tile_transposed(typingctx, source, source_row, source_column, target, target_row,
                          target_column):
@@ -291,7 +297,7 @@ def copy_tile_transposed(typingctx, source, source_row, source_column, target, t
         double = ir.DoubleType()
         vectors = []
         for address, element in tile_rows(context, builder, source_type, *args[:3]):
-            vector = builder.load(address, align=source_type.dtype.bitwidth // 8)
+            vector = builder.load(address, align=_alignment(source_type))
             vectors.append(vector if element == double
                            else builder.fpext(vector, ir.VectorType(double, 8)))
         for width in (1, 2, 4):
@@ -306,7 +312,7 @@ def copy_tile_transposed(typingctx, source, source_row, source_column, target, t
                 vectors, tile_rows(context, builder, target_type, *args[3:]), strict=True):
             if element != double:
                 vector = builder.fptrunc(vector, ir.VectorType(element, 8))
-            builder.store(vector, address, align=target_type.dtype.bitwidth // 8)
+            builder.store(vector, address, align=_alignment(target_type))
         return context.get_dummy_value()
 
     return numba_types.void(source, source_row, source_column, target, target_row,
