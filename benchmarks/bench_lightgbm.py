@@ -114,7 +114,7 @@ def run(argv=None):
     print(f"numba threading layer in use: {numba.threading_layer()}")
     times = interleaved_times(fits, args.repeat)
     reference = "binary (built-in)"
-    median = {name: statistics.median(t for t, _ in v) for name, v in times.items()}
+    median = {name: statistics.median(t for t, *_ in v) for name, v in times.items()}
     median_cpu = {name: statistics.median(c for _, c in v) for name, v in times.items()}
     ratio = {name: paired_ratio(times, name, reference) for name in fits}
     ratio_cpu = {name: paired_ratio(times, name, reference, column=1) for name in fits}
@@ -124,7 +124,7 @@ def run(argv=None):
     print(f"\n  {'objective':<36}{'median s':>10}{'vs built-in':>13}{'cpu s':>9}"
           f"{'cpu vs built-in':>17}{'leaves/tree':>13}{'min..max s':>16}")
     for name in fits:
-        wall = [t for t, _ in times[name]]
+        wall = [t for t, *_ in times[name]]
         print(f"  {name:<36}{median[name]:>10.3f}{ratio[name]:>12.2f}x"
               f"{median_cpu[name]:>9.2f}{ratio_cpu[name]:>16.2f}x"
               f"{leaves[name]:>13.1f}{min(wall):>8.2f}..{max(wall):.2f}")

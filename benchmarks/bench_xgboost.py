@@ -107,13 +107,13 @@ def run(argv=None):
     leaves = {name: leaves_per_tree(fit()) for name, fit in fits.items()}  # warm-up
     times = interleaved_times(fits, args.repeat)
     reference = "binary:logistic (built-in)"
-    median = {name: statistics.median(t for t, _ in v) for name, v in times.items()}
+    median = {name: statistics.median(t for t, *_ in v) for name, v in times.items()}
     ratio = {name: paired_ratio(times, name, reference) for name in fits}
 
     print(f"\n  {'objective':<42}{'median s':>10}{'vs built-in':>13}{'leaves/tree':>13}"
           f"{'min..max s':>16}")
     for name in fits:
-        wall = [t for t, _ in times[name]]
+        wall = [t for t, *_ in times[name]]
         print(f"  {name:<42}{median[name]:>10.3f}{ratio[name]:>12.2f}x"
               f"{leaves[name]:>13.1f}{min(wall):>8.2f}..{max(wall):.2f}")
     print("  vs built-in: median over repetitions of the time over the built-in's in the same "

@@ -1,6 +1,7 @@
 """What the speed benchmarks share: the NumPy focal loss they race against, their data, and the
 interleaved timing of the training benchmarks."""
 
+import resource
 import statistics
 import time
 
@@ -32,6 +33,13 @@ def make_data(rows, features, seed=0):
     return X, y
 
 
+def minor_page_faults():
+    """Minor page faults of this process so far: each is a fresh page the kernel zeroes, which
+    engines pay when their allocator hands memory back to the system and takes it again
+    (``getrusage``; XGBoost's histogram buffers are the large case)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def interleaved_times(fits, repeat):
     """Time every fit once per repetition, ``repeat`` repetitions.
 
@@ -45,9 +53,10 @@ def interleaved_times(fits, repeat):
     for rep in range(repeat):
         k = rep % len(others) if others else 0
         for name in (pair if rep % 2 == 0 else pair[::-1]) + others[k:] + others[:k]:
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0, f0 = time.perf_counter(), time.process_time(), minor_page_faults()
             fits[name]()
-            times[name].append((time.perf_counter() - t0, time.process_time() - c0))
+            times[name].append((time.perf_counter() - t0, time.process_time() - c0,
+                                minor_page_faults() - f0))
     return times
 
 
@@ -98,15 +107,16 @@ def leaves_per_tree(booster):
 
 def print_timings(fits, times, reference, leaves, label="model"):
     """The detailed table of one configuration; returns ``{name: (median s, ratio)}``."""
-    median = {name: statistics.median(t for t, _ in v) for name, v in times.items()}
+    median = {name: statistics.median(t for t, *_ in v) for name, v in times.items()}
     ratio = {name: paired_ratio(times, name, reference) for name in fits}
+    faults = {name: statistics.median(f for *_, f in v) / 1e3 for name, v in times.items()}
     width = max(42, max(len(name) for name in fits) + 2)
     print(f"\n  {label:<{width}}{'median s':>10}{'vs built-in':>13}{'leaves/tree':>13}"
-          f"{'min..max s':>16}")
+          f"{'min..max s':>16}{'page faults':>13}")
     for name in fits:
-        wall = [t for t, _ in times[name]]
+        wall = [t for t, *_ in times[name]]
         print(f"  {name:<{width}}{median[name]:>10.3f}{ratio[name]:>12.2f}x"
-              f"{leaves[name]:>13.1f}{min(wall):>8.2f}..{max(wall):.2f}")
+              f"{leaves[name]:>13.1f}{min(wall):>8.2f}..{max(wall):.2f}{faults[name]:>12.0f}k")
     return {name: (median[name], ratio[name]) for name in fits}
 
 
@@ -181,5 +191,5 @@ def print_end():
     import os
 
     print("  vs built-in: median over repetitions of the time over the built-in's in the same "
-          "repetition")
+          "repetition; page faults: median minor page faults per fit (fresh pages zeroed)")
     print(f"\nload average {os.getloadavg()[0]:.2f} at end")
