@@ -115,7 +115,7 @@ def run(argv=None):
     times = interleaved_times(fits, args.repeat)
     reference = "binary (built-in)"
     median = {name: statistics.median(t for t, *_ in v) for name, v in times.items()}
-    median_cpu = {name: statistics.median(c for _, c in v) for name, v in times.items()}
+    median_cpu = {name: statistics.median(c for _, c, *_ in v) for name, v in times.items()}
     ratio = {name: paired_ratio(times, name, reference) for name in fits}
     ratio_cpu = {name: paired_ratio(times, name, reference, column=1) for name in fits}
 
