@@ -7,10 +7,11 @@
 #      every loss on device arrays, the device-resident loop against the host objective with
 #      NumPy/CuPy/pandas X, eval sets, early stopping, attributes), then the rest of
 #      tests/test_cuda.py on the real GPU (kernels on NumPy in/out, PTX compile, shim),
-#   4. runs the benchmark (4M x 50, depth 8, 100 rounds; softmax K=10 on 1M rows), which prints
-#      the ratios to the built-in objectives (`--quick`: its --small smoke test instead), and
-#      the example.
-# The order is by importance; the step limits add up to 570 s. Logs go to $OUT (the device
+#   4. profiles one device-resident round (benchmarks/bench_gpu_round.py), runs the benchmark
+#      (4M x 50, depth 8, 100 rounds; softmax K=10 on 1M rows), which prints the ratios to the
+#      built-in objectives (`--quick`: its --small smoke test instead), and the example.
+# The order is by importance; the step limits add up to 530 s. The tests run on pytest-xdist,
+# one worker per core (the image has it). Logs go to $OUT (the device
 # tool's folder) or /tmp/gpu_check.
 #
 # With the device tool: carry [".whl"], timeout_s 600, command `bash benchmarks/gpu_check.sh`.
@@ -53,12 +54,14 @@ step() {  # step NAME TIMEOUT COMMAND...: run, log, remember a failure
     [ "$rc" -eq 0 ] || status=1
 }
 
-step pytest_gpu 180 python3 -m pytest -m gpu tests/test_cuda.py -q -x -p no:cacheprovider -ra
+# one worker per core: most of the tests' time is numba-cuda compiling each loss's kernels
+step pytest_gpu 170 python3 -m pytest -m gpu tests/test_cuda.py -q -n auto -p no:cacheprovider -rf
+step bench_round 75 python3 benchmarks/bench_gpu_round.py
 if [ "${1:-}" = "--quick" ]; then
     step bench_small 90 python3 benchmarks/bench_gpu.py --small
 else
-    step bench 240 python3 benchmarks/bench_gpu.py
+    step bench 200 python3 benchmarks/bench_gpu.py
 fi
-step pytest_rest 110 python3 -m pytest -m "not gpu" tests/test_cuda.py -q -p no:cacheprovider -ra
+step pytest_rest 45 python3 -m pytest -m "not gpu" tests/test_cuda.py -q -n auto -p no:cacheprovider -rf
 step example 40 env GBLOSS_EXAMPLE_SMALL=1 python3 examples/gpu_xgboost.py
 exit $status

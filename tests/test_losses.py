@@ -948,3 +948,28 @@ def test_to_dict_round_trip(case):
 def test_loss_from_dict_rejects_unknown_names(spec):
     with pytest.raises(ValueError, match="not a gbloss loss description"):
         gbloss.loss_from_dict(spec)
+
+
+@pytest.mark.parametrize("n_class", [3, 10])
+@pytest.mark.parametrize("name", ["focal", "la", "focal-ls"])
+def test_row_template_rounds_float32_outputs_once(name, n_class, rng):
+    """The row-by-row softmax templates (the GPU's) into float32 outputs, as XGBoost's device
+    loop calls them, are their float64 outputs rounded once: within one float32 ulp, so no
+    intermediate value passes through a float32 output."""
+    loss = {"focal": gbloss.FocalLoss(2.0),
+            "la": gbloss.LogitAdjustedLoss(1.0, priors=priors_for(n_class)),
+            "focal-ls": gbloss.FocalLoss(2.0, label_smoothing=0.1)}[name]
+    n = 50_000
+    y = rng.integers(0, n_class, n).astype(np.float64)
+    raw = rng.normal(0.0, 4.0, (n, n_class)).astype(np.float32)
+    theta = loss.kernel_params(MULTICLASS, n_class)
+    soft = "softmax_target" in loss.scalars
+    (template, _), slot_names = _loops.TEMPLATES["soft_softmax" if soft else "softmax"]
+    rows = _loops.compile_loop(template, {s: loss.scalars[s] for s in slot_names},
+                               variant="_rows").serial
+    wide = (np.empty((n, n_class)), np.empty((n, n_class)))
+    narrow = (np.empty((n, n_class), np.float32), np.empty((n, n_class), np.float32))
+    rows(y, raw, np.empty(0), theta, 0, *wide)
+    rows(y, raw, np.empty(0), theta, 0, *narrow)
+    for got, exact in zip(narrow, wide, strict=True):
+        np.testing.assert_array_max_ulp(got, exact.astype(np.float32), maxulp=1)

@@ -173,7 +173,8 @@ def sigmoid_loss(y, raw, weight, theta, out):
 
 
 def softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
-    """``grad[i, k]`` holds ``exp(z'_k - z'_m)`` as scratch until the row's margin is known."""
+    """Recomputes ``exp(z'_k - z'_m)`` for the outputs instead of keeping it in ``grad``, which
+    may be float32, too coarse for intermediate values."""
     n, n_class = raw.shape
     weighted = weight.shape[0] > 0
     nonfinite = 0
@@ -197,11 +198,8 @@ def softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
             sm = softmax_shift(m, c, theta)
             rest = 0.0
             for k in range(n_class):
-                if k != c:
-                    e = np.exp((np.float64(raw[i, k]) - zm) + (softmax_shift(k, c, theta) - sm))
-                    grad[i, k] = e
-                    if k != m:
-                        rest += e
+                if k != c and k != m:
+                    rest += np.exp((np.float64(raw[i, k]) - zm) + (softmax_shift(k, c, theta) - sm))
             t = ((np.float64(raw[i, c]) - zm) + (softmax_shift(c, c, theta) - sm)) - np.log1p(rest)
             _, f1, f2, floor = softmax_core(t, c, theta, mode)
             w = weight[i] if weighted else 1.0
@@ -210,7 +208,8 @@ def softmax_gradient_hessian(y, raw, weight, theta, mode, grad, hess):
             hess[i, c] = w * (f2 + floor)
             for k in range(n_class):
                 if k != c:
-                    r = grad[i, k] / total
+                    e = np.exp((np.float64(raw[i, k]) - zm) + (softmax_shift(k, c, theta) - sm))
+                    r = e / total
                     one_minus_r = rest / total if k == m else 1.0 - r
                     grad[i, k] = -w * f1 * r
                     hess[i, k] = w * (r * r * f2 - f1 * r * one_minus_r + floor)
