@@ -53,7 +53,9 @@ def _spread(client, arr):
     """A Dask array whose two halves live on the two workers."""
     if arr is None:
         return None
-    workers = sorted(client.scheduler_info()["workers"])
+    # nthreads asks the scheduler; scheduler_info() returns a cache that the client's periodic
+    # refresh (which carries no per-worker entries) can overwrite between its fetch and return
+    workers = sorted(client.nthreads())
     half = arr.shape[0] // 2
     parts = [client.scatter(arr[i * half:(i + 1) * half], workers=[w], hash=False)
              for i, w in enumerate(workers)]
